@@ -1,0 +1,126 @@
+"""HMAC-SHA256, key derivation and AES-128-CTR for the Shorewatch v1 protocol (spec sections 2-4).
+
+Runs on MicroPython (hashlib, cryptolib) and, without encryption, on CPython.
+"""
+import hashlib
+
+try:
+    from micropython import const
+except ImportError:  # CPython: const() is only a compiler hint
+    def const(x):
+        return x
+
+try:
+    from cryptolib import aes as _aes
+except ImportError:  # CPython has no cryptolib: encryption is a device-only feature here
+    _aes = None
+
+_SHA_BLOCK = const(64)  # SHA-256 block size: HMAC pads the key to this
+_AES_BLOCK = const(16)
+_ECB = const(1)  # cryptolib mode 1 = ECB (the unix port has no CTR)
+KEY_LEN = const(32)  # master key length fixed at provisioning (spec section 2)
+
+
+class Hmac:
+    """HMAC-SHA256 with the key pads computed once.
+
+    hashlib.sha256 has no .copy() on MicroPython, so the padded key blocks are kept instead of
+    hash states: each MAC costs two fresh hash objects and no key processing.
+    """
+
+    def __init__(self, key):
+        if len(key) > _SHA_BLOCK:
+            key = hashlib.sha256(key).digest()
+        ipad = bytearray(_SHA_BLOCK)
+        opad = bytearray(_SHA_BLOCK)
+        for i in range(_SHA_BLOCK):
+            k = key[i] if i < len(key) else 0
+            ipad[i] = k ^ 0x36
+            opad[i] = k ^ 0x5C
+        self._ipad = bytes(ipad)
+        self._opad = bytes(opad)
+
+    def digest(self, a, b=None):
+        """MAC of a || b (two parts so the tag input needs no concatenated copy)."""
+        h = hashlib.sha256(self._ipad)
+        h.update(a)
+        if b is not None:
+            h.update(b)
+        outer = hashlib.sha256(self._opad)
+        outer.update(h.digest())
+        return outer.digest()
+
+
+def hmac_sha256(key, msg):
+    """One-shot HMAC-SHA256(key, msg)."""
+    return Hmac(key).digest(msg)
+
+
+def ct_equal(a, b):
+    """Compare in time independent of where the bytes differ (lengths are public)."""
+    if len(a) != len(b):
+        return False
+    acc = 0
+    for i in range(len(a)):
+        acc |= a[i] ^ b[i]
+    return acc == 0
+
+
+def derive(master):
+    """(mac_up, mac_down, enc_up, enc_down) from the 32-byte master key, spec section 2."""
+    if len(master) != KEY_LEN:
+        raise ValueError("master key must be 32 bytes, got %d" % len(master))
+    h = Hmac(master)
+    return (
+        h.digest(b"sw1 mac up"),
+        h.digest(b"sw1 mac down"),
+        h.digest(b"sw1 enc up")[:16],
+        h.digest(b"sw1 enc down")[:16],
+    )
+
+
+class Ctr:
+    """AES-128-CTR keystream from ECB, spec section 4; one instance per key, reused."""
+
+    def __init__(self, key):
+        if _aes is None:
+            self._ecb = None
+        else:
+            self._ecb = _aes(key, _ECB)
+        # counter block and keystream block, reused for every frame
+        self._cb = bytearray(_AES_BLOCK)
+        self._ks = bytearray(_AES_BLOCK)
+
+    def xor(self, buf, start, end, counter, device_id):
+        """XOR buf[start:end] in place with the keystream of (counter, device_id)."""
+        if self._ecb is None:
+            raise NotImplementedError("body encryption needs cryptolib (MicroPython); "
+                                      "this interpreter has none")
+        cb = self._cb
+        _put_u32le(cb, 0, counter)
+        _put_u32le(cb, 4, device_id)
+        cb[8] = cb[9] = cb[10] = cb[11] = 0
+        ks = self._ks
+        block = 0
+        pos = start
+        while pos < end:
+            # block index is big-endian in the last 4 bytes (spec section 4)
+            cb[12] = (block >> 24) & 0xFF
+            cb[13] = (block >> 16) & 0xFF
+            cb[14] = (block >> 8) & 0xFF
+            cb[15] = block & 0xFF
+            self._ecb.encrypt(cb, ks)
+            n = end - pos
+            if n > _AES_BLOCK:
+                n = _AES_BLOCK
+            for i in range(n):
+                buf[pos + i] ^= ks[i]
+            pos += n
+            block += 1
+
+
+def _put_u32le(buf, off, v):
+    buf[off] = v & 0xFF
+    buf[off + 1] = (v >> 8) & 0xFF
+    buf[off + 2] = (v >> 16) & 0xFF
+    buf[off + 3] = (v >> 24) & 0xFF

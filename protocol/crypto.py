@@ -1,0 +1,91 @@
+"""Key derivation, truncated HMAC-SHA256 with precomputed pads, and AES-128-CTR from ECB."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from .messages import Direction
+
+_BLOCK: Final = 64  # SHA-256 block size
+_IPAD: Final = bytes(x ^ 0x36 for x in range(256))
+_OPAD: Final = bytes(x ^ 0x5C for x in range(256))
+# Master keys are 32 random bytes; 16 is the floor for a 128-bit security level.
+MIN_MASTER_KEY: Final = 16
+MAX_MASTER_KEY: Final = 64
+
+
+class Mac:
+    """HMAC-SHA256 with the key's inner and outer states hashed once, copied per frame."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, *parts: bytes) -> bytes:
+        inner = self._inner.copy()
+        for part in parts:
+            inner.update(part)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return "Mac(<secret>)"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKeys:
+    """The four working keys of one device (docs/protocol.md section 2). Never printed."""
+
+    mac_up: Mac = field(repr=False)
+    mac_down: Mac = field(repr=False)
+    enc_up: bytes = field(repr=False)
+    enc_down: bytes = field(repr=False)
+
+    @classmethod
+    def from_master(cls, master: bytes) -> DeviceKeys:
+        if not MIN_MASTER_KEY <= len(master) <= MAX_MASTER_KEY:
+            raise ValueError(
+                f"master key must be {MIN_MASTER_KEY}..{MAX_MASTER_KEY} bytes, got {len(master)}"
+            )
+        root = Mac(master)
+        return cls(
+            mac_up=Mac(root.digest(b"sw1 mac up")),
+            mac_down=Mac(root.digest(b"sw1 mac down")),
+            enc_up=root.digest(b"sw1 enc up")[:16],
+            enc_down=root.digest(b"sw1 enc down")[:16],
+        )
+
+    def mac(self, direction: Direction) -> Mac:
+        return self.mac_down if direction else self.mac_up
+
+    def enc(self, direction: Direction) -> bytes:
+        return self.enc_down if direction else self.enc_up
+
+
+def tags_equal(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison of two tags."""
+    return hmac.compare_digest(a, b)
+
+
+def ctr_crypt(key: bytes, device_id: int, counter: int, data: bytes) -> bytes:
+    """AES-128-CTR (keystream from ECB, section 4). The same call encrypts and decrypts."""
+    if not data:
+        return b""
+    prefix = counter.to_bytes(4, "little") + device_id.to_bytes(4, "little") + bytes(4)
+    nblocks = (len(data) + 15) // 16
+    blocks = b"".join(prefix + i.to_bytes(4, "big") for i in range(nblocks))
+    ecb: Any = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - CTR from ECB
+    stream = ecb.update(blocks) + ecb.finalize()
+    n = len(data)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:n], "big")).to_bytes(n, "big")
