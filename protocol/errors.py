@@ -79,7 +79,9 @@ class BadTag(FrameError):
     reason = "bad_tag"
 
     def __init__(self, device_id: int, counter: int) -> None:
-        super().__init__(f"authentication tag mismatch (device {device_id:#010x}, counter {counter})")
+        super().__init__(
+            f"authentication tag mismatch (device {device_id:#010x}, counter {counter})"
+        )
         self.device_id = device_id
         self.counter = counter
 

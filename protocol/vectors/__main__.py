@@ -153,8 +153,8 @@ def _flip(frame: bytes, index: int, mask: int = 1) -> bytes:
     return bytes(b)
 
 
-def decode() -> dict[str, Any]:  # noqa: PLR0915 - a flat table of cases reads best
-    T = m.MessageType
+def decode() -> dict[str, Any]:
+    T = m.MessageType  # noqa: N806 - short alias for a long table
     tel = encode_body(TELEMETRY)
     tel_frame = _raw(T.TELEMETRY, tel)
     det = encode_body(DETECTION)
@@ -257,7 +257,7 @@ def decode() -> dict[str, Any]:  # noqa: PLR0915 - a flat table of cases reads b
 
 
 def replay() -> dict[str, Any]:
-    T = m.MessageType
+    T = m.MessageType  # noqa: N806 - short alias for a long table
     tel = encode_body(TELEMETRY)
     hello = encode_body(HELLO)
 

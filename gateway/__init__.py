@@ -1,0 +1,1 @@
+"""Shorewatch gateway: an asyncio service between devices, MQTT and Prometheus."""

@@ -1,0 +1,192 @@
+"""The gateway's frame pipeline: verify, then parse, then act. No I/O here.
+
+``FrameHandler.handle`` takes one frame and its source, updates device state, and returns the
+replies to send and the events to forward. Time is passed in (``now``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import (
+    SCHEMA_FINGERPRINT,
+    Ack,
+    ConfigAck,
+    Detection,
+    Direction,
+    FrameError,
+    Hello,
+    Log,
+    LogLevel,
+    Message,
+    Nack,
+    ProtocolError,
+    Received,
+    Telemetry,
+    UnknownDevice,
+    Welcome,
+    WelcomeFlag,
+    encode_frame,
+    open_frame,
+    peek_header,
+)
+
+from .metrics import GatewayMetrics
+from .registry import DeviceState
+
+log = logging.getLogger("shorewatch.gateway")
+
+Address = tuple[str, int]
+_LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
+               LogLevel.WARNING: logging.WARNING, LogLevel.ERROR: logging.ERROR,
+               LogLevel.CRITICAL: logging.CRITICAL}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionEvent:
+    """A detection accepted from a device, ready to forward."""
+
+    device_id: int
+    seq: int
+    message: Detection
+    received_at: float
+
+
+class RejectLog:
+    """Logs each rejection reason once per ``interval`` with the number suppressed meanwhile."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def note(self, exc: ProtocolError, source: Address, now: float) -> None:
+        reason = exc.reason
+        last = self._last.get(reason)
+        if last is not None and now - last < self._interval:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        more = self._suppressed.pop(reason, 0)
+        extra = f" ({more} more since last report)" if more else ""
+        log.warning("rejected frame from %s:%d: %s: %s%s", source[0], source[1], reason, exc,
+                    extra)
+
+
+class FrameHandler:
+    """Authenticates and dispatches uplink frames for the devices in ``devices``."""
+
+    def __init__(self, devices: dict[int, DeviceState], metrics: GatewayMetrics,
+                 forward: Callable[[DetectionEvent], None],
+                 config_version: Callable[[int], int] = lambda _dev: 0) -> None:
+        self._devices = devices
+        self._metrics = metrics
+        self._forward = forward
+        self._config_version = config_version
+        self._rejects = RejectLog()
+
+    def handle(self, frame: bytes, source: Address, now: float | None = None) -> list[bytes]:
+        """Process one frame; return the frames to send back to ``source``. Never raises."""
+        now = time.time() if now is None else now
+        try:
+            received, state = self._open(frame)
+        except FrameError as exc:
+            self._metrics.rejected.labels(exc.reason).inc()
+            self._rejects.note(exc, source, now)
+            return []
+        state.last_seen = now
+        state.last_addr = source
+        msg = received.message
+        self._metrics.frames.labels(msg.TYPE.name.lower()).inc()
+        reply = self._dispatch(state, received, msg, now)
+        if reply is None:
+            return []
+        counter = state.take_down_counter()
+        if counter is None:
+            self._metrics.downlink_deferred.inc()
+            return []
+        return [encode_frame(reply, keys=state.keys, direction=Direction.DOWN,
+                             device_id=state.device_id, counter=counter, tag_len=state.tag_len)]
+
+    def _open(self, frame: bytes) -> tuple[Received, DeviceState]:
+        header = peek_header(frame, Direction.UP)
+        state = self._devices.get(header.device_id)
+        if state is None:
+            raise UnknownDevice(header.device_id)
+        try:
+            return open_frame(frame, header, state.keys, state.window, state.tag_len), state
+        finally:
+            # A malformed body still consumed its (authentic) counter.
+            state.dirty = True
+
+    def _dispatch(self, state: DeviceState, rx: Received, msg: Message,
+                  now: float) -> Message | None:
+        if isinstance(msg, Telemetry):
+            state.telemetry = msg
+            return None
+        if isinstance(msg, Detection):
+            state.detection_seq += 1
+            self._metrics.detections.labels(msg.kind.name.lower()).inc()
+            self._forward(DetectionEvent(state.device_id, state.detection_seq, msg, now))
+            return Ack(rx.counter, int(msg.TYPE))
+        if isinstance(msg, Hello):
+            return self._hello(state, msg, now)
+        if isinstance(msg, ConfigAck):
+            state.config_version = msg.config_version
+            return None
+        if isinstance(msg, Log):
+            log.log(_LOG_LEVELS[msg.level], "device %08x says: %r", state.device_id, msg.text)
+            return None
+        if isinstance(msg, Nack):
+            log.info("device %08x refused counter %d: %s", state.device_id, msg.nacked_counter,
+                     msg.code.name.lower())
+        return None
+
+    def _hello(self, state: DeviceState, msg: Hello, now: float) -> Welcome:
+        if msg.schema != SCHEMA_FINGERPRINT:
+            self._metrics.schema_mismatch.inc()
+        state.hw_kind = msg.hw_kind.name.lower()
+        state.fw_version = f"{msg.fw_major}.{msg.fw_minor}.{msg.fw_patch}"
+        state.boot_reason = msg.boot_reason.name.lower()
+        state.config_version = msg.config_version
+        log.info("device %08x hello: firmware %s, %s, boot %s", state.device_id,
+                 state.fw_version, state.hw_kind, state.boot_reason)
+        wanted = self._config_version(state.device_id)
+        flags = WelcomeFlag.CONFIG_PENDING if wanted != msg.config_version else WelcomeFlag(0)
+        seconds = int(now)
+        return Welcome(msg.nonce, seconds, min(int((now - seconds) * 1000), 999), wanted,
+                       int(flags))
+
+
+def detection_payload(event: DetectionEvent, gateway_id: str) -> dict[str, Any]:
+    """The MQTT JSON of a detection (docs/mqtt.md): Frigate-like lifecycle event."""
+    d = event.message
+    dev = f"{event.device_id:08x}"
+    ts = d.ts_s + d.ts_ms / 1000
+    payload: dict[str, Any] = {
+        "schema": "shorewatch.detection.v1",
+        "device": dev,
+        "gateway": gateway_id,
+        "event_id": f"{dev}-{d.event_id:08x}",
+        "lifecycle": d.lifecycle.name.lower(),
+        "kind": d.kind.name.lower(),
+        "score": d.confidence_pct / 100,
+        "count": d.count,
+        "box": [d.box_x, d.box_y, d.box_w, d.box_h],
+        "peak_temp_c": d.peak_cc / 100,
+        "time": ts,
+        "received_at": round(event.received_at, 3),
+        "seq": event.seq,
+        "idempotency_key": f"{dev}-{d.event_id:08x}-{d.lifecycle.name.lower()}-{ts:.3f}",
+    }
+    if d.thumbnail is not None:
+        import base64  # noqa: PLC0415 - only detections with thumbnails need it
+
+        t = d.thumbnail
+        payload["thumbnail"] = {"format": t.format.name.lower(), "width": t.w, "height": t.h,
+                                "data": base64.b64encode(t.data).decode()}
+    return payload

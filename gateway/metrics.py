@@ -1,0 +1,113 @@
+"""Prometheus metrics: gateway counters, and the fleet rendered at scrape time by a Collector."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from protocol import NOT_MEASURED_HUMIDITY, NOT_MEASURED_I16, UNKNOWN_RSSI, MessageType
+from protocol.errors import REASONS
+
+from .registry import DeviceState
+
+_TYPES = [t.name.lower() for t in MessageType]
+
+
+class GatewayMetrics:
+    """Every counter the gateway keeps, in a registry of its own (one per gateway instance)."""
+
+    def __init__(self, devices: Callable[[], list[DeviceState]]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.frames = Counter("shorewatch_frames_received_total",
+                              "Authenticated frames accepted, by message type", ["type"],
+                              registry=r)
+        self.rejected = Counter("shorewatch_frames_rejected_total",
+                                "Frames rejected, by reason", ["reason"], registry=r)
+        self.detections = Counter("shorewatch_detections_total",
+                                  "Detection messages accepted, by kind", ["kind"], registry=r)
+        self.schema_mismatch = Counter(
+            "shorewatch_schema_mismatch_total",
+            "HELLOs whose schema fingerprint differs from this gateway's", registry=r)
+        self.downlink_deferred = Counter(
+            "shorewatch_downlink_deferred_total",
+            "Replies not sent because the downlink counter reservation was not yet persisted",
+            registry=r)
+        self.mqtt_published = Counter("shorewatch_mqtt_published_total",
+                                      "Messages published to MQTT", registry=r)
+        self.mqtt_dropped = Counter("shorewatch_mqtt_dropped_total",
+                                    "Messages dropped because the MQTT queue was full",
+                                    registry=r)
+        self.mqtt_reconnects = Counter("shorewatch_mqtt_reconnects_total",
+                                       "MQTT connection attempts after a failure", registry=r)
+        self.mqtt_connected = Gauge("shorewatch_mqtt_connected",
+                                    "1 while connected to the MQTT broker", registry=r)
+        self.mqtt_queue = Gauge("shorewatch_mqtt_queue_messages",
+                                "Messages waiting to be published", registry=r)
+        # Pre-create label values so dashboards see zeros rather than absent series.
+        for reason in REASONS:
+            self.rejected.labels(reason)
+        for name in _TYPES:
+            self.frames.labels(name)
+        r.register(FleetCollector(devices))
+
+
+class FleetCollector(Collector):
+    """Renders per-device gauges from the in-memory device states at scrape time."""
+
+    def __init__(self, devices: Callable[[], list[DeviceState]]) -> None:
+        self._devices = devices
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        f = {name: GaugeMetricFamily(f"shorewatch_device_{name}", doc, labels=["device"])
+             for name, doc in _GAUGES.items()}
+        info = GaugeMetricFamily("shorewatch_device_info",
+                                 "Device identity (value is always 1)",
+                                 labels=["device", "name", "hw_kind", "firmware"])
+        for s in self._devices():
+            dev = f"{s.device_id:08x}"
+            info.add_metric([dev, s.name, s.hw_kind, s.fw_version], 1)
+            if s.last_seen is not None:
+                f["last_seen_timestamp_seconds"].add_metric([dev], s.last_seen)
+            f["config_version"].add_metric([dev], s.config_version)
+            t = s.telemetry
+            if t is None:
+                continue
+            f["battery_volts"].add_metric([dev], t.battery_mv / 1000)
+            f["solar_volts"].add_metric([dev], t.solar_mv / 1000)
+            if t.charge_ma != NOT_MEASURED_I16:
+                f["charge_current_amperes"].add_metric([dev], t.charge_ma / 1000)
+            if t.temperature_cc != NOT_MEASURED_I16:
+                f["temperature_celsius"].add_metric([dev], t.temperature_cc / 100)
+            if t.humidity_half_pct != NOT_MEASURED_HUMIDITY:
+                f["humidity_ratio"].add_metric([dev], t.humidity_half_pct / 200)
+            if t.rssi_dbm != UNKNOWN_RSSI:
+                f["rssi_dbm"].add_metric([dev], t.rssi_dbm)
+            f["uptime_seconds"].add_metric([dev], t.uptime_s)
+            f["boot_count"].add_metric([dev], t.boot_count)
+            f["free_heap_bytes"].add_metric([dev], t.free_heap_64 * 64)
+            f["flags"].add_metric([dev], t.flags)
+        yield info
+        yield from f.values()
+
+
+_GAUGES = {
+    "battery_volts": "Battery voltage",
+    "solar_volts": "Solar panel voltage",
+    "charge_current_amperes": "Battery current, negative when discharging",
+    "temperature_celsius": "Enclosure temperature",
+    "humidity_ratio": "Relative humidity (0..1)",
+    "rssi_dbm": "Link RSSI reported by the device",
+    "uptime_seconds": "Seconds since the device booted",
+    "boot_count": "Boot counter reported by the device",
+    "free_heap_bytes": "Free MicroPython heap",
+    "flags": "Telemetry flag bits (see docs/protocol.md)",
+    "last_seen_timestamp_seconds": "Unix time of the last authenticated frame",
+    "config_version": "Configuration version reported by the device",
+}

@@ -1,0 +1,185 @@
+"""Device registry in SQLite (WAL): keys, counters and replay windows survive restarts.
+
+The registry is loaded into memory at start; the event loop works on the in-memory records and
+``flush`` writes dirty counter state back from a worker thread. Keys never leave this module in
+logs or reprs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from protocol import DeviceKeys, ReplayWindow, Telemetry
+from protocol.limits import COUNTER_BLOCK, TAG_LENGTHS
+
+from .errors import DeviceExists, DeviceNotFound, RegistryError
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id   INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    master_key  BLOB NOT NULL,
+    tag_len     INTEGER NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    device_id     INTEGER PRIMARY KEY REFERENCES devices(device_id) ON DELETE CASCADE,
+    up_highest    INTEGER,
+    up_bitmap     BLOB NOT NULL,
+    down_reserved INTEGER NOT NULL
+);
+"""
+# Device ids 0 and 0xFFFFFFFF are reserved by the protocol.
+_MIN_ID: Final = 1
+_MAX_ID: Final = 0xFFFFFFFE
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """What the gateway knows about one device, in memory, between flushes."""
+
+    device_id: int
+    name: str
+    keys: DeviceKeys = field(repr=False)
+    tag_len: int
+    window: ReplayWindow
+    down_next: int
+    down_reserved: int
+    dirty: bool = False
+    hw_kind: str = "unknown"
+    fw_version: str = ""
+    boot_reason: str = ""
+    config_version: int = 0
+    last_seen: float | None = None
+    last_addr: tuple[str, int] | None = None
+    telemetry: Telemetry | None = None
+    detection_seq: int = 0
+
+    def take_down_counter(self) -> int | None:
+        """Next downlink counter, or None when the persisted reservation is used up."""
+        if self.down_next >= self.down_reserved:
+            return None
+        value = self.down_next
+        self.down_next += 1
+        self.dirty = True
+        return value
+
+    @property
+    def needs_reservation(self) -> bool:
+        return self.down_reserved - self.down_next < COUNTER_BLOCK // 4
+
+
+class Registry:
+    """SQLite-backed registry. Methods block: call them through ``asyncio.to_thread``."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise RegistryError(
+                f"cannot open registry {path}: {exc} (is the directory writable?)"
+            ) from exc
+        # Keys are secrets: the database is readable by its owner only.
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add(self, device_id: int, master_key: bytes, *, name: str = "", tag_len: int = 8) -> None:
+        if not _MIN_ID <= device_id <= _MAX_ID:
+            raise RegistryError(f"device id {device_id} outside {_MIN_ID}..{_MAX_ID:#x}")
+        if tag_len not in TAG_LENGTHS:
+            raise RegistryError(f"tag length {tag_len} is not one of {TAG_LENGTHS}")
+        DeviceKeys.from_master(master_key)  # validates the key length
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO devices VALUES (?, ?, ?, ?, ?)",
+                    (device_id, name or f"{device_id:08x}", master_key, tag_len, time.time()),
+                )
+                self._db.execute(
+                    "INSERT INTO counters VALUES (?, NULL, ?, 0)", (device_id, bytes(8))
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._db.execute("ROLLBACK")
+                raise DeviceExists(device_id) from exc
+
+    def remove(self, device_id: int) -> None:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+            if cur.rowcount == 0:
+                raise DeviceNotFound(device_id)
+
+    def load(self) -> dict[int, DeviceState]:
+        """Every device with its counters; downlink counters resume above the last reservation."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT d.device_id, d.name, d.master_key, d.tag_len, c.up_highest, "
+                "c.up_bitmap, c.down_reserved FROM devices d JOIN counters c USING (device_id)"
+            ).fetchall()
+        states = {}
+        for dev, name, key, tag_len, highest, bitmap, reserved in rows:
+            states[dev] = DeviceState(
+                device_id=dev, name=name, keys=DeviceKeys.from_master(key), tag_len=tag_len,
+                window=ReplayWindow(highest, int.from_bytes(bitmap, "little")),
+                down_next=reserved, down_reserved=reserved,
+            )
+        return states
+
+    def write(self, rows: list[CounterRow]) -> None:
+        """Persist counter rows in one transaction (from a worker thread)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "UPDATE counters SET up_highest = ?, up_bitmap = ?, down_reserved = ? "
+                "WHERE device_id = ?",
+                [(r.up_highest, r.up_bitmap.to_bytes(8, "little"), r.down_reserved, r.device_id)
+                 for r in rows])
+            self._db.execute("COMMIT")
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRow:
+    device_id: int
+    up_highest: int | None
+    up_bitmap: int
+    down_reserved: int
+
+
+def snapshot(states: list[DeviceState]) -> list[CounterRow]:
+    """Rows to persist for dirty ``states`` (call on the event loop); clears their dirty flag.
+
+    A downlink reservation running low is extended in the row only; ``apply_reservations`` makes
+    it usable once the row is on disk, so no unpersisted counter is ever sent.
+    """
+    rows = []
+    for s in states:
+        if not s.dirty and not s.needs_reservation:
+            continue
+        s.dirty = False
+        reserved = s.down_next + COUNTER_BLOCK if s.needs_reservation else s.down_reserved
+        rows.append(CounterRow(s.device_id, s.window.highest, s.window.bitmap, reserved))
+    return rows
+
+
+def apply_reservations(states: dict[int, DeviceState], rows: list[CounterRow]) -> None:
+    """After ``Registry.write(rows)`` returned: the persisted reservations may be used."""
+    for r in rows:
+        s = states.get(r.device_id)
+        if s is not None and r.down_reserved > s.down_reserved:
+            s.down_reserved = r.down_reserved
