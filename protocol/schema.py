@@ -91,24 +91,29 @@ def _struct(fields: tuple[tuple[str, str], ...]) -> Any:
 
 # Variable layouts. Every length read from the wire is checked against its cap before the bytes
 # it announces are read.
+def _capped(field: Any, cap: int) -> Any:
+    """A length field that fails (with its own name in the path) above ``cap``."""
+    return c.ExprValidator(field, c.obj_ <= cap)
+
+
 _THUMB = c.Struct(
-    "format" / c.Int8ul, "w" / c.Int8ul, "h" / c.Int8ul, "length" / c.Int16ul,
-    c.Check(c.this.length <= MAX_THUMBNAIL), "data" / c.Bytes(c.this.length),
+    "format" / c.Int8ul, "w" / c.Int8ul, "h" / c.Int8ul,
+    "length" / _capped(c.Int16ul, MAX_THUMBNAIL), "data" / c.Bytes(c.this.length),
 )
 _HELLO_TAIL = c.Struct("config_version" / c.Int16ul)
 _CONFIG_PUSH = c.Struct(
-    "config_version" / c.Int16ul, "n" / c.Int8ul, c.Check(c.this.n <= MAX_CONFIG_ENTRIES),
+    "config_version" / c.Int16ul, "n" / _capped(c.Int8ul, MAX_CONFIG_ENTRIES),
     "entries" / c.Array(c.this.n, c.Struct(
-        "key" / c.Int8ul, "length" / c.Int8ul, c.Check(c.this.length <= MAX_CONFIG_VALUE),
+        "key" / c.Int8ul, "length" / _capped(c.Int8ul, MAX_CONFIG_VALUE),
         "value" / c.Bytes(c.this.length),
     )),
 )
 _FW_CHUNK = c.Struct(
-    "offer_id" / c.Int16ul, "offset" / c.Int32ul, "length" / c.Int16ul,
-    c.Check(c.this.length <= MAX_FW_CHUNK), "data" / c.Bytes(c.this.length),
+    "offer_id" / c.Int16ul, "offset" / c.Int32ul, "length" / _capped(c.Int16ul, MAX_FW_CHUNK),
+    "data" / c.Bytes(c.this.length),
 )
 _LOG = c.Struct(
-    "level" / c.Int8ul, "length" / c.Int8ul, c.Check(c.this.length <= MAX_LOG_TEXT),
+    "level" / c.Int8ul, "length" / _capped(c.Int8ul, MAX_LOG_TEXT),
     "text" / c.Bytes(c.this.length),
 )
 
@@ -204,96 +209,100 @@ def _dec_hello(body: bytes) -> Hello:
     config_version = 0
     if len(body) > 20:
         config_version = _parse_var(_HELLO_TAIL, body[20:], "HELLO").config_version
-    return Hello(v.fw_major, v.fw_minor, v.fw_patch, _open(HardwareKind, v.hw_kind),
-                 _open(BootReason, v.boot_reason), v.capabilities, v.schema, v.nonce,
+    return Hello(v["fw_major"], v["fw_minor"], v["fw_patch"], _open(HardwareKind, v["hw_kind"]),
+                 _open(BootReason, v["boot_reason"]), v["capabilities"], v["schema"], v["nonce"],
                  config_version)
 
 
 def _dec_welcome(body: bytes) -> Welcome:
     v = _core(MessageType.WELCOME, body)
-    _below(v.unix_ms, 1000, "WELCOME", "unix_ms")
-    return Welcome(v.nonce, v.unix_s, v.unix_ms, v.config_version, v.flags)
+    _below(v["unix_ms"], 1000, "WELCOME", "unix_ms")
+    return Welcome(v["nonce"], v["unix_s"], v["unix_ms"], v["config_version"], v["flags"])
 
 
 def _dec_telemetry(body: bytes) -> Telemetry:
     v = _core(MessageType.TELEMETRY, body)
-    return Telemetry(v.battery_mv, v.solar_mv, v.charge_ma, v.temperature_cc,
-                     v.humidity_half_pct, v.rssi_dbm, v.uptime_s, v.boot_count, v.free_heap_64,
-                     v.flags)
+    return Telemetry(v["battery_mv"], v["solar_mv"], v["charge_ma"], v["temperature_cc"],
+                     v["humidity_half_pct"], v["rssi_dbm"], v["uptime_s"], v["boot_count"], v["free_heap_64"],
+                     v["flags"])
 
 
 def _dec_detection(body: bytes) -> Detection:
     v = _core(MessageType.DETECTION, body)
-    _below(v.confidence_pct, 101, "DETECTION", "confidence_pct")
-    _below(v.ts_ms, 1000, "DETECTION", "ts_ms")
+    _below(v["confidence_pct"], 101, "DETECTION", "confidence_pct")
+    _below(v["ts_ms"], 1000, "DETECTION", "ts_ms")
     thumb = None
     if len(body) > 20:
-        t = _parse_var(_THUMB, body[20:], "DETECTION")
-        fmt = _closed(ThumbFormat, t.format, "DETECTION", "thumbnail.format")
-        thumb = Thumbnail(fmt, t.w, t.h, t.data)
-    return Detection(v.event_id, _closed(Lifecycle, v.lifecycle, "DETECTION", "lifecycle"),
-                     _open(DetectionKind, v.kind), v.confidence_pct, v.box_x, v.box_y, v.box_w,
-                     v.box_h, v.peak_cc, v.count, v.ts_s, v.ts_ms, thumb)
+        tv = _parse_var(_THUMB, body[20:], "DETECTION")
+        fmt = _closed(ThumbFormat, tv["format"], "DETECTION", "thumbnail.format")
+        thumb = Thumbnail(fmt, tv["w"], tv["h"], tv["data"])
+    return Detection(v["event_id"], _closed(Lifecycle, v["lifecycle"], "DETECTION", "lifecycle"),
+                     _open(DetectionKind, v["kind"]), v["confidence_pct"], v["box_x"], v["box_y"],
+                     v["box_w"],
+                     v["box_h"], v["peak_cc"], v["count"], v["ts_s"], v["ts_ms"], thumb)
 
 
 def _dec_config_push(body: bytes) -> ConfigPush:
     v = _parse_var(_CONFIG_PUSH, body, "CONFIG_PUSH")
-    entries = tuple(ConfigEntry(e.key, e.value) for e in v.entries)
+    entries = tuple(ConfigEntry(e.key, e.value) for e in v["entries"])
     for i in range(1, len(entries)):
         if entries[i].key <= entries[i - 1].key:
             raise Malformed("CONFIG_PUSH", f"entries[{i}].key", "keys must strictly increase")
-    return ConfigPush(v.config_version, entries)
+    return ConfigPush(v["config_version"], entries)
 
 
 def _dec_config_ack(body: bytes) -> ConfigAck:
     v = _core(MessageType.CONFIG_ACK, body)
-    return ConfigAck(v.config_version, _closed(ConfigStatus, v.status, "CONFIG_ACK", "status"),
-                     v.bad_key)
+    return ConfigAck(v["config_version"],
+                     _closed(ConfigStatus, v["status"], "CONFIG_ACK", "status"),
+                     v["bad_key"])
 
 
 def _dec_fw_offer(body: bytes) -> FwOffer:
     v = _core(MessageType.FW_OFFER, body)
-    if not 1 <= v.chunk_size <= MAX_FW_CHUNK:
-        raise Malformed("FW_OFFER", "chunk_size", f"{v.chunk_size} outside 1..{MAX_FW_CHUNK}")
-    return FwOffer(v.offer_id, v.fw_major, v.fw_minor, v.fw_patch, v.size, v.chunk_size,
-                   v.sha256)
+    if not 1 <= v["chunk_size"] <= MAX_FW_CHUNK:
+        raise Malformed("FW_OFFER", "chunk_size", f"{v['chunk_size']} outside 1..{MAX_FW_CHUNK}")
+    return FwOffer(v["offer_id"], v["fw_major"], v["fw_minor"], v["fw_patch"], v["size"],
+                   v["chunk_size"],
+                   v["sha256"])
 
 
 def _dec_fw_request(body: bytes) -> FwRequest:
     v = _core(MessageType.FW_REQUEST, body)
-    if not 1 <= v.length <= MAX_FW_CHUNK:
-        raise Malformed("FW_REQUEST", "length", f"{v.length} outside 1..{MAX_FW_CHUNK}")
-    return FwRequest(v.offer_id, v.offset, v.length)
+    if not 1 <= v["length"] <= MAX_FW_CHUNK:
+        raise Malformed("FW_REQUEST", "length", f"{v['length']} outside 1..{MAX_FW_CHUNK}")
+    return FwRequest(v["offer_id"], v["offset"], v["length"])
 
 
 def _dec_fw_chunk(body: bytes) -> FwChunk:
     v = _parse_var(_FW_CHUNK, body, "FW_CHUNK")
-    return FwChunk(v.offer_id, v.offset, v.data)
+    return FwChunk(v["offer_id"], v["offset"], v["data"])
 
 
 def _dec_fw_result(body: bytes) -> FwResult:
     v = _core(MessageType.FW_RESULT, body)
-    return FwResult(v.offer_id, _closed(FwStatus, v.status, "FW_RESULT", "status"), v.fw_major,
-                    v.fw_minor, v.fw_patch)
+    return FwResult(v["offer_id"], _closed(FwStatus, v["status"], "FW_RESULT", "status"),
+                    v["fw_major"],
+                    v["fw_minor"], v["fw_patch"])
 
 
 def _dec_ack(body: bytes) -> Ack:
     v = _core(MessageType.ACK, body)
-    return Ack(v.acked_counter, v.acked_type)
+    return Ack(v["acked_counter"], v["acked_type"])
 
 
 def _dec_nack(body: bytes) -> Nack:
     v = _core(MessageType.NACK, body)
-    return Nack(v.nacked_counter, _open(NackCode, v.code))
+    return Nack(v["nacked_counter"], _open(NackCode, v["code"]))
 
 
 def _dec_log(body: bytes) -> Log:
     v = _parse_var(_LOG, body, "LOG")
     try:
-        text = v.text.decode("utf-8")
+        text = v["text"].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Malformed("LOG", "text", f"invalid UTF-8 at byte {exc.start}") from exc
-    return Log(_closed(LogLevel, v.level, "LOG", "level"), text)
+    return Log(_closed(LogLevel, v["level"], "LOG", "level"), text)
 
 
 _DECODERS: Final[dict[MessageType, Callable[[bytes], Message]]] = {
@@ -324,9 +333,21 @@ def _enc_core(msg: Message) -> bytes:
     return bytes(_CORES[msg.TYPE].layout.build(_fields(msg, msg.TYPE)))
 
 
+_CLOSED: Final[dict[MessageType, tuple[tuple[str, type[IntEnum]], ...]]] = {
+    MessageType.DETECTION: (("lifecycle", Lifecycle),),
+    MessageType.CONFIG_ACK: (("status", ConfigStatus),),
+    MessageType.FW_RESULT: (("status", FwStatus),),
+    MessageType.LOG: (("level", LogLevel),),
+}
+
+
 def _validate(msg: Message) -> None:
     """Refuse to build what a receiver would reject as malformed."""
     try:
+        for name, enum in _CLOSED.get(msg.TYPE, ()):
+            _closed(enum, int(getattr(msg, name)), msg.TYPE.name, name)
+        if isinstance(msg, Detection) and msg.thumbnail is not None:
+            _closed(ThumbFormat, int(msg.thumbnail.format), "DETECTION", "thumbnail.format")
         if isinstance(msg, Welcome):
             _below(msg.unix_ms, 1000, "WELCOME", "unix_ms")
         elif isinstance(msg, Detection):
@@ -349,7 +370,8 @@ def encode_body(msg: Message) -> bytes:
     _validate(msg)
     try:
         return _encode(msg)
-    except (c.ConstructError, UnicodeEncodeError, ValueError, TypeError) as exc:
+    except (c.ConstructError, UnicodeEncodeError, ValueError, TypeError,
+            AttributeError) as exc:
         raise EncodeError(f"cannot encode {msg.TYPE.name}: {exc}") from exc
 
 

@@ -16,7 +16,7 @@ from .. import messages as m
 from ..cobs import StreamDecoder, cobs_encode
 from ..crypto import DeviceKeys
 from ..errors import ProtocolError, UnknownDevice
-from ..frame import encode_frame, open_frame, peek_header, seal
+from ..frame import Received, encode_frame, open_frame, peek_header, seal
 from ..limits import MAX_CONFIG_VALUE, MAX_FRAME_SIZE, MAX_FW_CHUNK, MAX_LOG_TEXT, MAX_THUMBNAIL
 from ..replay import ReplayWindow
 from ..schema import SCHEMA_FINGERPRINT, encode_body
@@ -117,12 +117,12 @@ def messages() -> dict[str, Any]:
 
 
 def _receive(frame: bytes, direction: m.Direction, window: ReplayWindow,
-             tag_len: int) -> m.Message | ProtocolError:
+             tag_len: int) -> Received | ProtocolError:
     try:
         header = peek_header(frame, direction)
         if header.device_id != DEV:
             raise UnknownDevice(header.device_id)
-        return open_frame(frame, header, KEYS, window, tag_len).message
+        return open_frame(frame, header, KEYS, window, tag_len)
     except ProtocolError as exc:
         return exc
 
@@ -136,9 +136,10 @@ def _d(vid: str, frame: bytes, *, direction: m.Direction = UP, highest: int | No
     if isinstance(outcome, ProtocolError):
         vector["error"] = outcome.reason
     else:
-        vector["type"] = outcome.TYPE.name
-        vector["counter"] = window.highest
-        vector["fields"] = to_json(outcome)
+        vector["type"] = outcome.message.TYPE.name
+        vector["counter"] = outcome.counter
+        vector["highest_after"] = window.highest
+        vector["fields"] = to_json(outcome.message)
     return vector
 
 
