@@ -223,8 +223,8 @@ def _dec_welcome(body: bytes) -> Welcome:
 def _dec_telemetry(body: bytes) -> Telemetry:
     v = _core(MessageType.TELEMETRY, body)
     return Telemetry(v["battery_mv"], v["solar_mv"], v["charge_ma"], v["temperature_cc"],
-                     v["humidity_half_pct"], v["rssi_dbm"], v["uptime_s"], v["boot_count"], v["free_heap_64"],
-                     v["flags"])
+                     v["humidity_half_pct"], v["rssi_dbm"], v["uptime_s"], v["boot_count"],
+                     v["free_heap_64"], v["flags"])
 
 
 def _dec_detection(body: bytes) -> Detection:

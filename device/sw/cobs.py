@@ -8,6 +8,7 @@ except ImportError:  # CPython: const() is only a compiler hint
     def const(x):
         return x
 
+# Same values as in proto.py; repeated so that this module imports on its own.
 MAX_FRAME_SIZE = const(1232)  # largest frame (spec section 1): never fragmented over IPv6 UDP
 MAX_STREAM_FRAME = const(1237)  # COBS of MAX_FRAME_SIZE (1 code byte per 254), no delimiter
 _RUN = const(254)  # longest run of non-zero bytes one code byte describes
@@ -19,45 +20,49 @@ OVERFLOW = "overflow"
 
 
 def encoded_len(n):
-    """Worst-case COBS length of n bytes, delimiter excluded."""
-    return n + (n + _RUN - 1) // _RUN if n else 1
+    """Largest length of COBS(frame) || 0x00 for an n-byte frame (zero bytes cost nothing)."""
+    return n + n // _RUN + 2
 
 
 def encode(frame):
-    """COBS(frame) without the trailing 0x00 delimiter."""
-    n = len(frame)
-    out = bytearray(encoded_len(n))
+    """COBS(frame) || 0x00, ready for the wire."""
+    out = bytearray(encoded_len(len(frame)))
+    n = encode_into(frame, out)
+    return bytes(memoryview(out)[:n])
+
+
+def encode_into(frame, out):
+    """Write COBS(frame) || 0x00 into out (at least encoded_len(len(frame)) bytes); return
+    the length. With one preallocated buffer a sender never allocates per frame.
+
+    A run is closed as soon as it holds 254 bytes, even at the very end (then a final 0x01
+    code follows): this keeps the overhead at most 2 + len // 254 bytes (spec section 6).
+    """
     code_at = 0  # where the pending code byte goes
     o = 1
     code = 1
-    for i in range(n):
-        b = frame[i]
+    for b in frame:
         if b:
             out[o] = b
             o += 1
             code += 1
-            if code == _FULL and i + 1 < n:
-                # full run in the middle: close it; no zero is implied by 0xFF
-                out[code_at] = code
-                code_at = o
-                o += 1
-                code = 1
-        else:
+        if not b or code == _FULL:
             out[code_at] = code
             code_at = o
             o += 1
             code = 1
     out[code_at] = code
-    return bytes(out[:o]) if o != len(out) else bytes(out)
+    out[o] = 0  # delimiter
+    return o + 1
 
 
 def decode(data):
-    """Decode one COBS block (no delimiter); None if a code points past the end."""
+    """Decode one COBS block given without its delimiter; None if it is not valid COBS."""
     buf = bytearray(data)
     n = _decode_in_place(buf, len(buf))
     if n < 0:
         return None
-    return bytes(buf[:n])
+    return bytes(memoryview(buf)[:n])
 
 
 class StreamDecoder:
@@ -70,6 +75,7 @@ class StreamDecoder:
     def __init__(self):
         # preallocated once: the decoder never grows, whatever the line delivers
         self._buf = bytearray(MAX_STREAM_FRAME)
+        self._view = memoryview(self._buf)  # frames leave as one copy of a slice of it
         self._n = 0
         self._skipping = False  # after an overflow, until the next delimiter
 
@@ -109,7 +115,7 @@ class StreamDecoder:
         if m < 0:
             out.append((None, COBS))
         else:
-            out.append((bytes(self._buf[:m]), None))
+            out.append((bytes(self._view[:m]), None))
 
 
 def _decode_in_place(buf, n):

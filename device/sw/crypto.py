@@ -3,6 +3,7 @@
 Runs on MicroPython (hashlib, cryptolib) and, without encryption, on CPython.
 """
 import hashlib
+import struct
 
 try:
     from micropython import const
@@ -51,13 +52,12 @@ class Hmac:
         return outer.digest()
 
 
-def hmac_sha256(key, msg):
-    """One-shot HMAC-SHA256(key, msg)."""
-    return Hmac(key).digest(msg)
-
-
 def ct_equal(a, b):
-    """Compare in time independent of where the bytes differ (lengths are public)."""
+    """Compare in time independent of where the bytes differ (lengths are public).
+
+    Every byte is compared whatever the first mismatch, so the time does not tell an attacker
+    how much of a forged tag was right.
+    """
     if len(a) != len(b):
         return False
     acc = 0
@@ -97,18 +97,12 @@ class Ctr:
             raise NotImplementedError("body encryption needs cryptolib (MicroPython); "
                                       "this interpreter has none")
         cb = self._cb
-        _put_u32le(cb, 0, counter)
-        _put_u32le(cb, 4, device_id)
-        cb[8] = cb[9] = cb[10] = cb[11] = 0
+        struct.pack_into("<III", cb, 0, counter, device_id, 0)
         ks = self._ks
         block = 0
         pos = start
         while pos < end:
-            # block index is big-endian in the last 4 bytes (spec section 4)
-            cb[12] = (block >> 24) & 0xFF
-            cb[13] = (block >> 16) & 0xFF
-            cb[14] = (block >> 8) & 0xFF
-            cb[15] = block & 0xFF
+            struct.pack_into(">I", cb, 12, block)  # block index is big-endian (section 4)
             self._ecb.encrypt(cb, ks)
             n = end - pos
             if n > _AES_BLOCK:
@@ -117,10 +111,3 @@ class Ctr:
                 buf[pos + i] ^= ks[i]
             pos += n
             block += 1
-
-
-def _put_u32le(buf, off, v):
-    buf[off] = v & 0xFF
-    buf[off + 1] = (v >> 8) & 0xFF
-    buf[off + 2] = (v >> 16) & 0xFF
-    buf[off + 3] = (v >> 24) & 0xFF
