@@ -119,7 +119,10 @@ class StreamDecoder:
 
 
 def _decode_in_place(buf, n):
-    """Decode buf[:n] into buf[0:]; return the decoded length or -1 (output never overtakes input)."""
+    """Decode buf[:n] into buf itself; the decoded length, or -1 if a code points past the end.
+
+    In place is safe: the output never overtakes the input.
+    """
     i = 0
     o = 0
     while i < n:

@@ -169,6 +169,14 @@ def decode() -> dict[str, Any]:
         _d("truncated-no-tag", tel_frame[:10]),
         _d("truncated-long-header", _raw(T.HELLO, hello)[:8], highest=None),
         _d("cut-tag-is-bad-tag", tel_frame[:-1]),
+        # Section 3 order: the header byte is judged before the device, the device before the
+        # header + tag length (the tag length is a property of the device).
+        _d("order-bad-version-before-length", bytes([0xC3]) + tel_frame[1:14]),
+        _d("order-unknown-type-before-length", bytes([0x4F]) + tel_frame[1:14]),
+        _d("order-wrong-direction-before-length", bytes([0x6B]) + tel_frame[1:14]),
+        _d("order-unknown-device-before-length", tel_frame[:1] + (DEV + 1).to_bytes(4, "little")
+           + tel_frame[5:7]),
+        _d("order-known-device-short-of-tag", tel_frame[:14]),
         _d("oversize", _raw(T.LOG, b"\x01\x00") + bytes(MAX_FRAME_SIZE)),
         _d("bad-version-0", _flip(tel_frame, 0, 0x40)),
         _d("bad-version-2", _raw(T.TELEMETRY, tel, hdr=0x83)),

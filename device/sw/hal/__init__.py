@@ -1,0 +1,23 @@
+"""Hardware abstraction: drivers by role, selected by the board definition (sw/boards).
+
+The application only calls the methods below and never asks which board it runs on. Each role
+has a virtual implementation (sw/hal/virtual.py, unix port) and a real one (its own module,
+touching `machine` only when constructed). Method names are unique across roles so that one
+object may play several roles (the virtual board's simulated sensor bus does). Values are in
+the wire units of TELEMETRY and DETECTION; -32768 / 255 mean "not measured".
+
+    battery.read_mv() -> int                        battery voltage (ADC behind a divider)
+    power.read_power() -> (solar_mv, charge_ma)     INA219-class; charge_ma < 0 discharging
+    env.read_env() -> (temperature_cc, humidity_half_pct)
+    radio.rssi() -> int                             link RSSI in dBm, -128 unknown
+    confirm.confidence() -> int                     second opinion on a PIR trigger, 0..100
+    thermo.read_cc() -> int                         peak scene temperature, centi-degrees C
+    pir.holdoff_ms                                  quiet time after a presence (config)
+    pir.edge() -> ticks_ms | None                   latched rising edge (presence started)
+    pir.present() -> bool                           output level
+    pir.wake_ms() -> int                            ms until the PIR should be looked at again
+    clock.synced, clock.set(unix_s, unix_ms), clock.at(ticks_ms) -> (unix_s, ms)
+    link.open(poller), link.send(frame) -> bool, link.recv() -> bytes | None, link.close()
+
+Nothing here blocks: the node's deadline loop (sw/app/node.py) sleeps in select.poll.
+"""
