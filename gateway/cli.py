@@ -85,8 +85,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = GatewaySettings(
         data_dir=args.data_dir, udp_host=udp[0], udp_port=udp[1], metrics_host=metrics[0],
         metrics_port=metrics[1],
-        mqtt=MqttSettings(mqtt[0], mqtt[1], prefix=args.prefix, site=args.site,
-                          gateway_id=args.gateway_id))
+        gateway_id=args.gateway_id,
+        mqtt=(MqttSettings(mqtt[0], mqtt[1], prefix=args.prefix, site=args.site,
+                           gateway_id=args.gateway_id),))
     try:
         asyncio.run(_serve(settings, args.status_file))
     except GatewayError as exc:

@@ -1,15 +1,17 @@
 """The gateway's frame pipeline: verify, then parse, then act. No I/O here.
 
-``FrameHandler.handle`` takes one frame and its source, updates device state, and returns the
-replies to send and the events to forward. Time is passed in (``now``).
+``FrameHandler.handle`` takes one frame and its source, updates device state in memory, and
+returns its ``Effects``: replies to send and outbox records to append. The service releases them
+only after the state change is committed to disk. Time is passed in (``now``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import (
@@ -36,7 +38,7 @@ from protocol import (
 )
 
 from .metrics import GatewayMetrics
-from .registry import DeviceState
+from .registry import DeviceState, OutboxRecord
 
 log = logging.getLogger("shorewatch.gateway")
 
@@ -44,6 +46,17 @@ Address = tuple[str, int]
 _LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
                LogLevel.WARNING: logging.WARNING, LogLevel.ERROR: logging.ERROR,
                LogLevel.CRITICAL: logging.CRITICAL}
+
+
+@dataclass(slots=True)
+class Effects:
+    """What accepting one frame asks for, to release once its state is durable."""
+
+    replies: list[bytes] = field(default_factory=list)
+    records: list[OutboxRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.replies or self.records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,36 +94,39 @@ class FrameHandler:
     """Authenticates and dispatches uplink frames for the devices in ``devices``."""
 
     def __init__(self, devices: dict[int, DeviceState], metrics: GatewayMetrics,
-                 forward: Callable[[DetectionEvent], None],
+                 gateway_id: str = "gw0",
                  config_version: Callable[[int], int] = lambda _dev: 0) -> None:
         self._devices = devices
         self._metrics = metrics
-        self._forward = forward
+        self._gateway_id = gateway_id
         self._config_version = config_version
         self._rejects = RejectLog()
 
-    def handle(self, frame: bytes, source: Address, now: float | None = None) -> list[bytes]:
-        """Process one frame; return the frames to send back to ``source``. Never raises."""
+    def handle(self, frame: bytes, source: Address, now: float | None = None) -> Effects:
+        """Process one frame; return what to release once committed. Never raises."""
         now = time.time() if now is None else now
+        effects = Effects()
         try:
             received, state = self._open(frame)
         except FrameError as exc:
             self._metrics.rejected.labels(exc.reason).inc()
             self._rejects.note(exc, source, now)
-            return []
+            return effects
         state.last_seen = now
         state.last_addr = source
         msg = received.message
         self._metrics.frames.labels(msg.TYPE.name.lower()).inc()
-        reply = self._dispatch(state, received, msg, now)
+        reply = self._dispatch(state, received, msg, now, effects)
         if reply is None:
-            return []
+            return effects
         counter = state.take_down_counter()
         if counter is None:
             self._metrics.downlink_deferred.inc()
-            return []
-        return [encode_frame(reply, keys=state.keys, direction=Direction.DOWN,
-                             device_id=state.device_id, counter=counter, tag_len=state.tag_len)]
+            return effects
+        effects.replies.append(encode_frame(
+            reply, keys=state.keys, direction=Direction.DOWN, device_id=state.device_id,
+            counter=counter, tag_len=state.tag_len))
+        return effects
 
     def _open(self, frame: bytes) -> tuple[Received, DeviceState]:
         header = peek_header(frame, Direction.UP)
@@ -123,15 +139,19 @@ class FrameHandler:
             # A malformed body still consumed its (authentic) counter.
             state.dirty = True
 
-    def _dispatch(self, state: DeviceState, rx: Received, msg: Message,
-                  now: float) -> Message | None:
+    def _dispatch(self, state: DeviceState, rx: Received, msg: Message, now: float,
+                  effects: Effects) -> Message | None:
         if isinstance(msg, Telemetry):
             state.telemetry = msg
             return None
         if isinstance(msg, Detection):
             state.detection_seq += 1
             self._metrics.detections.labels(msg.kind.name.lower()).inc()
-            self._forward(DetectionEvent(state.device_id, state.detection_seq, msg, now))
+            event = DetectionEvent(state.device_id, state.detection_seq, msg, now)
+            payload = detection_payload(event, self._gateway_id)
+            effects.records.append(OutboxRecord(
+                state.device_id, f"device/{state.device_id:08x}/event/detection",
+                json.dumps(payload, separators=(",", ":")).encode(), now))
             return Ack(rx.counter, int(msg.TYPE))
         if isinstance(msg, Hello):
             return self._hello(state, msg, now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
@@ -36,17 +36,25 @@ class GatewayMetrics:
             "shorewatch_downlink_deferred_total",
             "Replies not sent because the downlink counter reservation was not yet persisted",
             registry=r)
+        dest = ["destination"]
         self.mqtt_published = Counter("shorewatch_mqtt_published_total",
-                                      "Messages published to MQTT", registry=r)
-        self.mqtt_dropped = Counter("shorewatch_mqtt_dropped_total",
-                                    "Messages dropped because the MQTT queue was full",
-                                    registry=r)
+                                      "Messages published and acknowledged", dest, registry=r)
         self.mqtt_reconnects = Counter("shorewatch_mqtt_reconnects_total",
-                                       "MQTT connection attempts after a failure", registry=r)
+                                       "MQTT connection failures (each followed by a retry)",
+                                       dest, registry=r)
         self.mqtt_connected = Gauge("shorewatch_mqtt_connected",
-                                    "1 while connected to the MQTT broker", registry=r)
-        self.mqtt_queue = Gauge("shorewatch_mqtt_queue_messages",
-                                "Messages waiting to be published", registry=r)
+                                    "1 while connected to the destination's broker", dest,
+                                    registry=r)
+        self.mqtt_publish_seconds = Histogram(
+            "shorewatch_mqtt_publish_seconds", "Time from publish to broker acknowledgement",
+            dest, registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+        self.commit_seconds = Histogram(
+            "shorewatch_commit_seconds", "Duration of one group commit to SQLite", registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
+        self.commit_errors = Counter("shorewatch_commit_errors_total",
+                                     "Group commits that failed (their effects were dropped)",
+                                     registry=r)
         # Pre-create label values so dashboards see zeros rather than absent series.
         for reason in REASONS:
             self.rejected.labels(reason)

@@ -1,8 +1,9 @@
-"""Device registry in SQLite (WAL): keys, counters and replay windows survive restarts.
+"""Device registry and outbox in one SQLite database (WAL): keys, counters, replay windows and
+undelivered events survive restarts and power cuts.
 
 The registry is loaded into memory at start; the event loop works on the in-memory records and
-``flush`` writes dirty counter state back from a worker thread. Keys never leave this module in
-logs or reprs.
+``Registry.commit`` writes dirty counter state and new outbox rows in one transaction from a
+worker thread (group commit). Keys never leave this module in logs or reprs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,20 @@ CREATE TABLE IF NOT EXISTS counters (
     device_id     INTEGER PRIMARY KEY REFERENCES devices(device_id) ON DELETE CASCADE,
     up_highest    INTEGER,
     up_bitmap     BLOB NOT NULL,
-    down_reserved INTEGER NOT NULL
+    down_reserved INTEGER NOT NULL,
+    detection_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id   INTEGER NOT NULL,
+    topic       TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    destination TEXT PRIMARY KEY,
+    last_id     INTEGER NOT NULL,
+    dropped     INTEGER NOT NULL DEFAULT 0
 );
 """
 # Device ids 0 and 0xFFFFFFFF are reserved by the protocol.
@@ -84,6 +98,8 @@ class Registry:
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when it returns, so a reply released after it is safe
+            # across a power cut (WAL keeps the cost to one fsync per group commit).
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
@@ -112,7 +128,8 @@ class Registry:
                     (device_id, name or f"{device_id:08x}", master_key, tag_len, time.time()),
                 )
                 self._db.execute(
-                    "INSERT INTO counters VALUES (?, NULL, ?, 0)", (device_id, bytes(8))
+                    "INSERT INTO counters (device_id, up_highest, up_bitmap, down_reserved) "
+                    "VALUES (?, NULL, ?, 0)", (device_id, bytes(8))
                 )
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
@@ -130,27 +147,66 @@ class Registry:
         with self._lock:
             rows = self._db.execute(
                 "SELECT d.device_id, d.name, d.master_key, d.tag_len, c.up_highest, "
-                "c.up_bitmap, c.down_reserved FROM devices d JOIN counters c USING (device_id)"
+                "c.up_bitmap, c.down_reserved, c.detection_seq "
+                "FROM devices d JOIN counters c USING (device_id)"
             ).fetchall()
         states = {}
-        for dev, name, key, tag_len, highest, bitmap, reserved in rows:
+        for dev, name, key, tag_len, highest, bitmap, reserved, seq in rows:
             states[dev] = DeviceState(
                 device_id=dev, name=name, keys=DeviceKeys.from_master(key), tag_len=tag_len,
                 window=ReplayWindow(highest, int.from_bytes(bitmap, "little")),
-                down_next=reserved, down_reserved=reserved,
+                down_next=reserved, down_reserved=reserved, detection_seq=seq,
             )
         return states
 
-    def write(self, rows: list[CounterRow]) -> None:
-        """Persist counter rows in one transaction (from a worker thread)."""
+    def commit(self, rows: list[CounterRow], records: list[OutboxRecord]) -> int:
+        """Persist counter rows and append outbox records in one transaction (worker thread).
+
+        Returns the outbox id of the last record appended (0 when none).
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "UPDATE counters SET up_highest = ?, up_bitmap = ?, down_reserved = ? "
-                "WHERE device_id = ?",
-                [(r.up_highest, r.up_bitmap.to_bytes(8, "little"), r.down_reserved, r.device_id)
-                 for r in rows])
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany(
+                    "UPDATE counters SET up_highest = ?, up_bitmap = ?, down_reserved = ?, "
+                    "detection_seq = ? WHERE device_id = ?",
+                    [(r.up_highest, r.up_bitmap.to_bytes(8, "little"), r.down_reserved,
+                      r.detection_seq, r.device_id) for r in rows])
+                last = 0
+                for rec in records:
+                    cur = self._db.execute(
+                        "INSERT INTO outbox (device_id, topic, payload, created_at) "
+                        "VALUES (?, ?, ?, ?)", (rec.device_id, rec.topic, rec.payload,
+                                                rec.created_at))
+                    last = cur.lastrowid or last
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return last
+
+    def write(self, rows: list[CounterRow]) -> None:
+        """Persist counter rows only."""
+        self.commit(rows, [])
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For the outbox, which shares the database and its lock."""
+        return self._db
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """An event to deliver: ``topic`` is relative to each destination's prefix and site."""
+
+    device_id: int
+    topic: str
+    payload: bytes
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +215,7 @@ class CounterRow:
     up_highest: int | None
     up_bitmap: int
     down_reserved: int
+    detection_seq: int
 
 
 def snapshot(states: list[DeviceState]) -> list[CounterRow]:
@@ -173,7 +230,8 @@ def snapshot(states: list[DeviceState]) -> list[CounterRow]:
             continue
         s.dirty = False
         reserved = s.down_next + COUNTER_BLOCK if s.needs_reservation else s.down_reserved
-        rows.append(CounterRow(s.device_id, s.window.highest, s.window.bitmap, reserved))
+        rows.append(CounterRow(s.device_id, s.window.highest, s.window.bitmap, reserved,
+                               s.detection_seq))
     return rows
 
 

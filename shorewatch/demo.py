@@ -95,7 +95,7 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> None:
             registry.add(dev, key, name=f"demo-node-{dev & 0xFF}")
         registry.close()
         settings = GatewaySettings(data_dir=data_dir, udp_port=0, metrics_port=0,
-                                   mqtt=MqttSettings(host, port, site="demo"))
+                                   mqtt=(MqttSettings(host, port, site="demo"),))
         gateway = Gateway(settings)
         up = asyncio.Event()
         gw_task = asyncio.create_task(gateway.run(lambda _gw: up.set()), name="gateway")
@@ -138,7 +138,7 @@ async def _watch(host: str, port: int, gateway: Gateway, seconds: float) -> None
 
 
 async def _print_detections(host: str, port: int, gateway: Gateway) -> None:
-    topic = gateway.forwarder.topic("device", "+", "event", "detection")
+    topic = gateway.forwarders[0].topic("device", "+", "event", "detection")
     async with aiomqtt.Client(host, port, identifier="shorewatch-demo-viewer") as client:
         await client.subscribe(topic, qos=1)
         async for message in client.messages:

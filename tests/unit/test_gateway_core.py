@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from gateway.core import DetectionEvent, FrameHandler, detection_payload
+from gateway.core import DetectionEvent, Effects, FrameHandler, detection_payload
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceState
 from protocol import (
@@ -42,8 +44,7 @@ class Harness:
         self.state = _state()
         self.devices = {DEV: self.state}
         self.metrics = GatewayMetrics(lambda: list(self.devices.values()))
-        self.events: list[DetectionEvent] = []
-        self.handler = FrameHandler(self.devices, self.metrics, self.events.append)
+        self.handler = FrameHandler(self.devices, self.metrics, "gw1")
         self.keys = DeviceKeys.from_master(KEY)
         self.down = ReplayWindow()
 
@@ -51,10 +52,10 @@ class Harness:
         return encode_frame(msg, keys=keys or self.keys, direction=Direction.UP,
                             device_id=device_id, counter=counter)
 
-    def reply(self, frames: list[bytes]):
-        assert len(frames) == 1
-        header = peek_header(frames[0], Direction.DOWN)
-        return open_frame(frames[0], header, self.keys, self.down, 8).message
+    def reply(self, effects: Effects):
+        assert len(effects.replies) == 1
+        header = peek_header(effects.replies[0], Direction.DOWN)
+        return open_frame(effects.replies[0], header, self.keys, self.down, 8).message
 
     def rejected(self, reason: str) -> float:
         value = self.metrics.registry.get_sample_value("shorewatch_frames_rejected_total",
@@ -82,7 +83,7 @@ def test_hello_gets_welcome_echoing_nonce_with_time() -> None:
 
 def test_short_header_before_hello_requires_resync() -> None:
     h = Harness()
-    assert h.handler.handle(h.up(TEL, 3), SRC, NOW) == []
+    assert not h.handler.handle(h.up(TEL, 3), SRC, NOW)
     assert h.rejected("resync_required") == 1
     assert h.state.telemetry is None
 
@@ -90,18 +91,22 @@ def test_short_header_before_hello_requires_resync() -> None:
 def test_telemetry_updates_state_without_reply() -> None:
     h = Harness()
     h.handler.handle(h.up(HELLO, 0), SRC, NOW)
-    assert h.handler.handle(h.up(TEL, 1), SRC, NOW) == []
+    assert not h.handler.handle(h.up(TEL, 1), SRC, NOW)
     assert h.state.telemetry == TEL
+    assert h.state.dirty  # the window moved: the next commit persists it
 
 
 def test_detection_is_forwarded_and_acked_with_full_counter() -> None:
     h = Harness()
     h.handler.handle(h.up(HELLO, 70000), SRC, NOW)
     h.reply(h.handler.handle(h.up(HELLO, 70001), SRC, NOW))  # keeps downlink window in step
-    ack = h.reply(h.handler.handle(h.up(DET, 70002), SRC, NOW))
-    assert ack == Ack(70002, 4)
-    assert [e.message for e in h.events] == [DET]
-    assert h.events[0].seq == 1
+    effects = h.handler.handle(h.up(DET, 70002), SRC, NOW)
+    assert h.reply(effects) == Ack(70002, 4)
+    [record] = effects.records
+    assert record.topic == "device/00c0ffee/event/detection"
+    payload = json.loads(record.payload)
+    assert payload == detection_payload(DetectionEvent(DEV, 1, DET, NOW), "gw1")
+    assert payload["seq"] == 1
 
 
 def test_replayed_forged_and_unknown_are_counted_and_change_nothing() -> None:
@@ -109,23 +114,24 @@ def test_replayed_forged_and_unknown_are_counted_and_change_nothing() -> None:
     h.handler.handle(h.up(HELLO, 0), SRC, NOW)
     frame = h.up(TEL, 1)
     h.handler.handle(frame, SRC, NOW)
-    h.handler.handle(frame, SRC, NOW)
+    effects = [h.handler.handle(frame, SRC, NOW)]
     forged = bytearray(h.up(DET, 2))
     forged[-1] ^= 1
-    h.handler.handle(bytes(forged), SRC, NOW)
-    h.handler.handle(h.up(TEL, 5, device_id=DEV + 1), SRC, NOW)
-    h.handler.handle(h.up(TEL, 6, keys=DeviceKeys.from_master(bytes(32))), SRC, NOW)
+    effects.append(h.handler.handle(bytes(forged), SRC, NOW))
+    effects.append(h.handler.handle(h.up(TEL, 5, device_id=DEV + 1), SRC, NOW))
+    effects.append(h.handler.handle(h.up(TEL, 6, keys=DeviceKeys.from_master(bytes(32))), SRC,
+                                    NOW))
+    assert not any(effects)
     assert h.rejected("replayed") == 1
     assert h.rejected("bad_tag") == 2
     assert h.rejected("unknown_device") == 1
-    assert h.events == []
     assert h.state.window.highest == 1
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x00" * 40, b"\xff" * 1300, b"\x43" + bytes(33)])
 def test_garbage_never_raises(garbage: bytes) -> None:
     h = Harness()
-    assert h.handler.handle(garbage, SRC, NOW) == []
+    assert not h.handler.handle(garbage, SRC, NOW)
     total = sum(s.value for m in h.metrics.registry.collect()
                 if m.name == "shorewatch_frames_rejected" for s in m.samples
                 if s.name.endswith("_total"))
@@ -135,7 +141,7 @@ def test_garbage_never_raises(garbage: bytes) -> None:
 def test_downlink_waits_for_persisted_reservation() -> None:
     h = Harness()
     h.state.down_reserved = 0
-    assert h.handler.handle(h.up(HELLO, 0), SRC, NOW) == []
+    assert not h.handler.handle(h.up(HELLO, 0), SRC, NOW)
     assert h.metrics.registry.get_sample_value("shorewatch_downlink_deferred_total") == 1
 
 
