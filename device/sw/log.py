@@ -10,7 +10,7 @@ level = 1  # index into NAMES; set once at boot from config log_level
 
 
 def _out(lvl, tag, msg, args):
-    # format only lines that are printed: a debug call on a hot path costs one comparison
+    # format only lines that are printed: a disabled debug call costs a call and a comparison
     if lvl >= level:
         print("DIWE"[lvl], tag + ":", msg % args if args else msg)
 

@@ -1,7 +1,7 @@
 """Boot step 1: read and validate identity.json / config.json, count the boot.
 
-main.py unloads this module before the runtime code is imported: on a 64 KB heap the
-validation code would otherwise hold several KB for nothing.
+main.py unloads this module once the files are read: on a 64 KB heap the validation code would
+otherwise hold several KB for nothing.
 """
 import sys
 

@@ -70,8 +70,8 @@ class Node:
     """The running node: Node(...), then attach(board, info), then main()."""
 
     def __init__(self, flash, ident, cfg, boot_count):
-        # The long-lived objects first (keys, counter, windows), before the board code is
-        # loaded and dropped again: fewer holes in a heap that is never compacted.
+        # Only what needs no board: start.py builds the Node before the board code is loaded
+        # and dropped again, so these long-lived objects sit below it (fewer heap holes).
         self.flash = flash
         self.cfg = cfg
         self.boot_count = boot_count
@@ -80,7 +80,6 @@ class Node:
         self.keys = proto.Keys(ident["master_key"])
         self.counter = None  # reserved in attach(), once the board is known to exist
         self.window = proto.Window()  # downlink; H comes from the WELCOME
-        self._scratch = proto.Window()  # WELCOMEs are checked here: a stale one moves nothing
         self.poller = select.poll()
         self.board = None
         self.info = None
@@ -232,7 +231,7 @@ class Node:
         nonce, unix_s, unix_ms, config_version, flags = proto.unpack_welcome(body)
         if nonce not in self._nonces:
             # authentic, but not for a HELLO of this round: a replay, or a late answer to an
-            # earlier round. It went through the scratch window: the real one is untouched.
+            # earlier round. It was checked on a fresh window: the real one is untouched.
             log.debug("rx", "WELCOME with a foreign nonce ignored")
             return
         self._nonces = []
@@ -253,8 +252,9 @@ class Node:
         try:
             win = self.window
             if proto.peek_header(data, self.tag_len)[3] == proto.WELCOME:
-                win = self._scratch
-                win.highest = None  # a fresh receiver: the nonce decides, not the window
+                # A fresh receiver: for a WELCOME the nonce decides, and a stale (replayed) one
+                # must not move the real window. Rare (boot, resync), so the allocation is fine.
+                win = proto.Window()
             mtype, counter, body = proto.decode_frame(self.keys, data, proto.DOWN, self.dev,
                                                       win, self.tag_len)
             if mtype == proto.WELCOME:

@@ -4,10 +4,9 @@ import sys
 
 def start(flash, ident, cfg, boot_count):
     """The Node, or exit code 2 after a one-line reason on stderr."""
+    from .. import boards, log
     from ..counter import CounterFileError
     from .node import Node
-
-    from .. import boards, log
 
     log.level = log.NAMES.index(cfg["log_level"])  # validated at boot
     name = ident["board"]

@@ -3,11 +3,7 @@
 Not used on the unix port. Registers from the TI INA219 datasheet (SBOS448): 0x01 shunt
 voltage (10 uV/LSB, signed), 0x02 bus voltage (bits 15..3, 4 mV/LSB).
 """
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 _REG_SHUNT = const(0x01)
 _REG_BUS = const(0x02)
