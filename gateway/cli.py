@@ -1,4 +1,4 @@
-"""``shorewatch gateway run`` and ``shorewatch devices add|list|remove``."""
+"""``shorewatch gateway run|check-config``; ``shorewatch devices ...`` is in devices_cli."""
 
 from __future__ import annotations
 
@@ -6,88 +6,61 @@ import argparse
 import asyncio
 import json
 import logging
-import secrets
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import EndpointError, GatewayError
+from .config import AdminSettings, load_config, parse_endpoint, summary
+from .devices_cli import register as register_devices
+from .errors import ConfigError, GatewayError
 from .mqtt import MqttSettings
-from .registry import Registry
 from .service import Gateway, GatewaySettings
+from .systemd import Notifier, Supervisor, watchdog_interval
 
 log = logging.getLogger("shorewatch.gateway")
 
 
-def parse_endpoint(text: str, key: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port), with an error naming the option."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise EndpointError(key, f"{text!r} is not HOST:PORT", "e.g. 127.0.0.1:4700")
-    return host.strip("[]"), int(port)
-
-
-def parse_device_id(text: str) -> int:
-    """Device ids are written as 8 hex digits (``5a17c0de``) or ``0x``-prefixed."""
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a hex device id") from None
-    if not 1 <= value <= 0xFFFFFFFE:
-        raise argparse.ArgumentTypeError("device id must be 00000001..fffffffe")
-    return value
+# `gateway run` without --config (the demo, tests): these flags, with these defaults. A config
+# file is the whole truth, so it cannot be mixed with them (--status-file goes with both).
+_FLAG_DEFAULTS = {"udp": "127.0.0.1:4700", "metrics": "127.0.0.1:9108",
+                  "mqtt": "127.0.0.1:1883", "prefix": "shorewatch", "site": "demo",
+                  "gateway_id": "gw0"}
 
 
 def register(sub: Any) -> None:
     gw = sub.add_parser("gateway", help="run the gateway service")
     gw_sub = gw.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
     run = gw_sub.add_parser("run", help="serve devices until SIGTERM/SIGINT")
-    run.add_argument("--data-dir", type=Path, required=True, help="registry and state directory")
-    run.add_argument("--udp", default="127.0.0.1:4700", help="device listener HOST:PORT")
-    run.add_argument("--metrics", default="127.0.0.1:9108", help="/metrics HOST:PORT")
-    run.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker HOST:PORT")
-    run.add_argument("--prefix", default="shorewatch", help="MQTT topic prefix")
-    run.add_argument("--site", default="demo", help="site name in MQTT topics")
-    run.add_argument("--gateway-id", default="gw0", help="this gateway's id in MQTT topics")
+    run.add_argument("--config", type=Path,
+                     help="TOML config file (docs/gateway.md); excludes the flags below")
+    run.add_argument("--data-dir", type=Path, help="registry and state directory")
+    run.add_argument("--udp", help="device listener HOST:PORT (default 127.0.0.1:4700)")
+    run.add_argument("--metrics", help="/metrics HOST:PORT (default 127.0.0.1:9108)")
+    run.add_argument("--mqtt", help="MQTT broker HOST:PORT (default 127.0.0.1:1883)")
+    run.add_argument("--prefix", help="MQTT topic prefix (default shorewatch)")
+    run.add_argument("--site", help="site name in MQTT topics (default demo)")
+    run.add_argument("--gateway-id", help="this gateway's id in MQTT topics (default gw0)")
+    run.add_argument("--admin-socket", type=Path,
+                     help="serve the admin API on this unix socket (default: off)")
+    run.add_argument("--admin-token-file", type=Path,
+                     help="admin API bearer tokens, NAME TOKEN [read-only] per line")
     run.add_argument("--status-file", type=Path, help="write bound ports here as JSON when up")
     run.set_defaults(handler=_run)
+    check = gw_sub.add_parser("check-config", help="validate a config file, print a summary")
+    check.add_argument("--config", type=Path, required=True, help="TOML config file")
+    check.set_defaults(handler=_check_config)
 
-    dev = sub.add_parser("devices", help="manage the device registry")
-    dev_sub = dev.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
-    add = dev_sub.add_parser("add", help="register a device with a fresh key")
-    add.add_argument("--data-dir", type=Path, required=True)
-    add.add_argument("device_id", type=parse_device_id, help="8 hex digits")
-    add.add_argument("--name", default="")
-    add.add_argument("--tag-len", type=int, choices=(8, 4), default=8,
-                     help="8 for UDP/WiFi, 4 for the LoRa profile")
-    add.add_argument("--identity-out", type=Path, required=True,
-                     help="write the device identity file (contains the key, mode 0600)")
-    add.add_argument("--gateway", default="127.0.0.1:4700", help="gateway HOST:PORT for the device")
-    add.set_defaults(handler=_add)
-    ls = dev_sub.add_parser("list", help="list registered devices")
-    ls.add_argument("--data-dir", type=Path, required=True)
-    ls.set_defaults(handler=_list)
-    rm = dev_sub.add_parser("remove", help="forget a device and its key")
-    rm.add_argument("--data-dir", type=Path, required=True)
-    rm.add_argument("device_id", type=parse_device_id)
-    rm.set_defaults(handler=_remove)
+    register_devices(sub)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        udp = parse_endpoint(args.udp, "--udp")
-        metrics = parse_endpoint(args.metrics, "--metrics")
-        mqtt = parse_endpoint(args.mqtt, "--mqtt")
+        settings = _settings(args)
     except GatewayError as exc:
         log.error("%s", exc)
         return 2
-    settings = GatewaySettings(
-        data_dir=args.data_dir, udp_host=udp[0], udp_port=udp[1], metrics_host=metrics[0],
-        metrics_port=metrics[1],
-        gateway_id=args.gateway_id,
-        mqtt=(MqttSettings(mqtt[0], mqtt[1], prefix=args.prefix, site=args.site,
-                           gateway_id=args.gateway_id),))
     try:
         asyncio.run(_serve(settings, args.status_file))
     except GatewayError as exc:
@@ -99,11 +72,56 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> GatewaySettings:
+    if args.config is not None:
+        for name in ("data_dir", "admin_socket", "admin_token_file", *_FLAG_DEFAULTS):
+            if getattr(args, name) is not None:
+                raise ConfigError(f"--{name.replace('_', '-')}", "cannot be combined with "
+                                  "--config", "set it in the config file instead")
+        return load_config(args.config, os.environ)
+    if args.data_dir is None:
+        raise ConfigError("--data-dir", "is required without --config",
+                          "give --config FILE, or --data-dir DIR and the other flags")
+    if args.admin_token_file is not None and args.admin_socket is None:
+        raise ConfigError("--admin-token-file", "needs --admin-socket",
+                          "give --admin-socket PATH to serve the admin API")
+    flags = {name: getattr(args, name) or default for name, default in _FLAG_DEFAULTS.items()}
+    udp = parse_endpoint(flags["udp"], "--udp")
+    metrics = parse_endpoint(flags["metrics"], "--metrics")
+    mqtt = parse_endpoint(flags["mqtt"], "--mqtt")
+    return GatewaySettings(
+        data_dir=args.data_dir, udp_host=udp[0], udp_port=udp[1], metrics_host=metrics[0],
+        metrics_port=metrics[1], gateway_id=flags["gateway_id"],
+        mqtt=(MqttSettings(mqtt[0], mqtt[1], prefix=flags["prefix"], site=flags["site"],
+                           gateway_id=flags["gateway_id"]),),
+        admin=AdminSettings(socket=args.admin_socket, token_file=args.admin_token_file))
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_config(args.config, os.environ)
+    except GatewayError as exc:
+        log.error("%s: %s", args.config, exc)
+        return 2
+    sys.stdout.write(f"{args.config}: ok\n" + "".join(f"  {line}\n" for line in summary(settings)))
+    return 0
+
+
 async def _serve(settings: GatewaySettings, status_file: Path | None) -> None:
     gateway = Gateway(settings)
+    notifier = Notifier.from_environment(os.environ)
+    supervisor = Supervisor(notifier, wait_ready=gateway.wait_ready, health=gateway.health,
+                            status=gateway.status,
+                            watchdog_s=watchdog_interval(os.environ, os.getpid()))
+
+    def stop(sig: signal.Signals) -> None:
+        log.info("%s: stopping", sig.name)
+        supervisor.stopping()  # STOPPING=1 first, then the ordered shutdown
+        gateway.stop()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, gateway.stop)
+        loop.add_signal_handler(sig, stop, sig)
 
     def ready(gw: Gateway) -> None:
         if status_file is not None:
@@ -112,59 +130,12 @@ async def _serve(settings: GatewaySettings, status_file: Path | None) -> None:
                                        "metrics_port": gw.metrics_port}))
             tmp.replace(status_file)
 
-    await gateway.run(ready)
-
-
-def write_identity(path: Path, device_id: int, master_key: bytes, *, tag_len: int,
-                   gateway: tuple[str, int], hw_kind: str = "sensor_node") -> None:
-    """The device's identity file: what a board needs to talk to its gateway (secret, 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"device_id": device_id, "master_key": master_key.hex(), "tag_len": tag_len,
-            "hw_kind": hw_kind, "gateway": {"host": gateway[0], "port": gateway[1]}}
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.chmod(0o600)
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-def _add(args: argparse.Namespace) -> int:
+    watch = asyncio.create_task(supervisor.run(), name="systemd")
     try:
-        gateway = parse_endpoint(args.gateway, "--gateway")
-        registry = Registry(args.data_dir / "registry.sqlite3")
-        key = secrets.token_bytes(32)
-        try:
-            registry.add(args.device_id, key, name=args.name, tag_len=args.tag_len)
-        finally:
-            registry.close()
-        write_identity(args.identity_out, args.device_id, key, tag_len=args.tag_len,
-                       gateway=gateway)
-    except GatewayError as exc:
-        log.error("%s", exc)
-        return 1
-    sys.stdout.write(f"registered {args.device_id:08x}; identity in {args.identity_out}\n")
-    return 0
-
-
-def _list(args: argparse.Namespace) -> int:
-    registry = Registry(args.data_dir / "registry.sqlite3")
-    try:
-        for state in sorted(registry.load().values(), key=lambda s: s.device_id):
-            sys.stdout.write(f"{state.device_id:08x}  {state.name:<20} tag={state.tag_len}  "
-                             f"uplink_counter={state.window.highest}\n")
+        await gateway.run(ready)
     finally:
-        registry.close()
-    return 0
-
-
-def _remove(args: argparse.Namespace) -> int:
-    registry = Registry(args.data_dir / "registry.sqlite3")
-    try:
-        registry.remove(args.device_id)
-    except GatewayError as exc:
-        log.error("%s", exc)
-        return 1
-    finally:
-        registry.close()
-    sys.stdout.write(f"removed {args.device_id:08x}\n")
-    return 0
+        watch.cancel()
+        await asyncio.wait([watch])
+        notifier.close()
+    if not watch.cancelled() and watch.exception() is not None:
+        raise GatewayError("systemd notification failed") from watch.exception()

@@ -18,6 +18,8 @@ from protocol import (
     SCHEMA_FINGERPRINT,
     Ack,
     ConfigAck,
+    ConfigPush,
+    ConfigStatus,
     Detection,
     Direction,
     FrameError,
@@ -37,6 +39,8 @@ from protocol import (
     peek_header,
 )
 
+from . import sessions
+from .devconfig import PushPolicy, key_name
 from .metrics import GatewayMetrics
 from .registry import DeviceState, OutboxRecord
 
@@ -95,11 +99,15 @@ class FrameHandler:
 
     def __init__(self, devices: dict[int, DeviceState], metrics: GatewayMetrics,
                  gateway_id: str = "gw0",
-                 config_version: Callable[[int], int] = lambda _dev: 0) -> None:
+                 config_version: Callable[[int], int] | None = None,
+                 push_policy: PushPolicy | None = None) -> None:
+        # ``config_version`` overrides the desired version announced in WELCOME; by default it
+        # is the device's own ``state.config.desired_version``.
         self._devices = devices
         self._metrics = metrics
         self._gateway_id = gateway_id
         self._config_version = config_version
+        self._push = push_policy or PushPolicy()
         self._rejects = RejectLog()
 
     def handle(self, frame: bytes, source: Address, now: float | None = None) -> Effects:
@@ -112,21 +120,30 @@ class FrameHandler:
             self._metrics.rejected.labels(exc.reason).inc()
             self._rejects.note(exc, source, now)
             return effects
-        state.last_seen = now
         state.last_addr = source
         msg = received.message
+        moved = sessions.seen(state, now, hello=isinstance(msg, Hello))
+        if moved is not None:
+            self._metrics.session_transitions.labels(moved.after.value).inc()
         self._metrics.frames.labels(msg.TYPE.name.lower()).inc()
         reply = self._dispatch(state, received, msg, now, effects)
-        if reply is None:
+        if reply is not None and not self._reply(state, reply, effects):
             return effects
+        # Sleepy devices listen right after they sent: a pending CONFIG_PUSH rides along.
+        if self._push_due(state, msg, now):
+            self._send_push(state, now, effects)
+        return effects
+
+    def _reply(self, state: DeviceState, reply: Message, effects: Effects,
+               encrypt: bool = False) -> bool:
         counter = state.take_down_counter()
         if counter is None:
             self._metrics.downlink_deferred.inc()
-            return effects
+            return False
         effects.replies.append(encode_frame(
             reply, keys=state.keys, direction=Direction.DOWN, device_id=state.device_id,
-            counter=counter, tag_len=state.tag_len))
-        return effects
+            counter=counter, tag_len=state.tag_len, encrypt=encrypt))
+        return True
 
     def _open(self, frame: bytes) -> tuple[Received, DeviceState]:
         header = peek_header(frame, Direction.UP)
@@ -156,7 +173,7 @@ class FrameHandler:
         if isinstance(msg, Hello):
             return self._hello(state, msg, now)
         if isinstance(msg, ConfigAck):
-            state.config_version = msg.config_version
+            self._config_ack(state, msg)
             return None
         if isinstance(msg, Log):
             log.log(_LOG_LEVELS[msg.level], "device %08x says: %r", state.device_id, msg.text)
@@ -175,11 +192,69 @@ class FrameHandler:
         state.config_version = msg.config_version
         log.info("device %08x hello: firmware %s, %s, boot %s", state.device_id,
                  state.fw_version, state.hw_kind, state.boot_reason)
-        wanted = self._config_version(state.device_id)
-        flags = WelcomeFlag.CONFIG_PENDING if wanted != msg.config_version else WelcomeFlag(0)
+        sync = state.config
+        if self._config_version is not None:
+            wanted = self._config_version(state.device_id)
+            pending = wanted != msg.config_version
+        else:
+            # No managed configuration: confirm the device's own version, nothing pending.
+            wanted = sync.desired_version or msg.config_version
+            pending = sync.pending(msg.config_version) and not sync.gave_up
+        flags = WelcomeFlag.CONFIG_PENDING if pending else WelcomeFlag(0)
         seconds = int(now)
         return Welcome(msg.nonce, seconds, min(int((now - seconds) * 1000), 999), wanted,
                        int(flags))
+
+    def _config_ack(self, state: DeviceState, msg: ConfigAck) -> None:
+        sync = state.config
+        status = msg.status.name.lower()
+        sync.status, sync.bad_key = status, msg.bad_key
+        self._metrics.config_pushes.labels(status).inc()
+        dev, version = state.device_id, msg.config_version
+        if msg.status is ConfigStatus.REJECTED:
+            if version == sync.desired_version:
+                sync.gave_up = True  # the same push would be refused again
+            log.warning("device %08x rejected config %d (first bad key: %s)", dev, version,
+                        key_name(msg.bad_key))
+            return
+        state.config_version = version
+        if msg.status is ConfigStatus.PARTIAL:
+            log.warning("device %08x applied config %d partially (first key not applied: %s)",
+                        dev, version, key_name(msg.bad_key))
+        else:
+            log.info("device %08x applied config %d", dev, version)
+
+    def _push_due(self, state: DeviceState, msg: Message, now: float) -> bool:
+        """Whether this uplink gets the pending CONFIG_PUSH (first time, or a due retry)."""
+        sync = state.config
+        if sync.gave_up or not sync.pending(state.config_version):
+            return False
+        if sync.attempts == 0 or sync.last_push_at is None:
+            return True
+        waited = now - sync.last_push_at >= self._push.wait(sync.attempts)
+        if sync.attempts >= self._push.max_attempts:
+            if waited:  # the last attempt had its time: stop until the next change
+                sync.gave_up = True
+                self._metrics.config_pushes.labels("gave_up").inc()
+                log.warning("device %08x: config %d not acknowledged after %d pushes; giving up "
+                            "until the configuration changes", state.device_id,
+                            sync.desired_version, sync.attempts)
+            return False
+        return waited or isinstance(msg, Hello)
+
+    def _send_push(self, state: DeviceState, now: float, effects: Effects) -> None:
+        sync = state.config
+        push = ConfigPush(sync.desired_version, sync.entries)
+        # A push with the WiFi passphrase travels encrypted (docs/protocol.md section 4).
+        if not self._reply(state, push, effects, encrypt=sync.secret):
+            return
+        sync.attempts += 1
+        sync.last_push_at = now
+        self._metrics.config_pushes.labels("sent" if sync.attempts == 1 else "retried").inc()
+        log.info("device %08x: config %d pushed (attempt %d, keys %s%s)", state.device_id,
+                 sync.desired_version, sync.attempts,
+                 ",".join(key_name(e.key) for e in sync.entries) or "none",
+                 ", encrypted" if sync.secret else "")
 
 
 def detection_payload(event: DetectionEvent, gateway_id: str) -> dict[str, Any]:

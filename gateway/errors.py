@@ -36,3 +36,18 @@ class ConfigError(GatewayError):
 
 class EndpointError(ConfigError):
     """A HOST:PORT endpoint could not be parsed."""
+
+
+class LinkError(GatewayError):
+    """A device link (UDP listener, serial port) cannot be opened or was lost."""
+
+    def __init__(self, link: str, problem: str, hint: str = "") -> None:
+        text = f"{link} {problem}"
+        super().__init__(f"{text} ({hint})" if hint else text)
+        self.link = link
+        self.problem = problem
+        self.hint = hint
+
+
+class MdnsError(GatewayError):
+    """The gateway could not be advertised over mDNS."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -12,14 +14,22 @@ from protocol import NOT_MEASURED_HUMIDITY, NOT_MEASURED_I16, UNKNOWN_RSSI, Mess
 from protocol.errors import REASONS
 
 from .registry import DeviceState
+from .sessions import SessionState
 
 _TYPES = [t.name.lower() for t in MessageType]
+try:
+    _VERSION = importlib.metadata.version("shorewatch")
+except importlib.metadata.PackageNotFoundError:  # running from a plain checkout
+    _VERSION = "unknown"
+_PUSH_OUTCOMES = ("sent", "retried", "applied", "partial", "rejected", "gave_up")
 
 
 class GatewayMetrics:
     """Every counter the gateway keeps, in a registry of its own (one per gateway instance)."""
 
-    def __init__(self, devices: Callable[[], list[DeviceState]]) -> None:
+    def __init__(self, devices: Callable[[], list[DeviceState]],
+                 refresh: Callable[[], None] | None = None) -> None:
+        """``refresh`` runs before each scrape (the service re-evaluates device sessions)."""
         self.registry = CollectorRegistry()
         r = self.registry
         self.frames = Counter("shorewatch_frames_received_total",
@@ -55,19 +65,56 @@ class GatewayMetrics:
         self.commit_errors = Counter("shorewatch_commit_errors_total",
                                      "Group commits that failed (their effects were dropped)",
                                      registry=r)
+        self.outbox_rows = Gauge("shorewatch_outbox_rows",
+                                 "Events in the outbox not yet published to the destination",
+                                 dest, registry=r)
+        self.outbox_oldest_age = Gauge(
+            "shorewatch_outbox_oldest_age_seconds",
+            "Age of the oldest event not yet published to the destination", dest, registry=r)
+        self.outbox_dropped = Counter(
+            "shorewatch_outbox_dropped_total",
+            "Events dropped by the outbox bounds before the destination published them", dest,
+            registry=r)
+        self.build_info = Gauge("shorewatch_build_info", "Gateway build (value is always 1)",
+                                ["version", "protocol", "python"], registry=r)
+        self.serial_open = Gauge("shorewatch_serial_port_open",
+                                 "1 while the serial port is open and read", ["port"],
+                                 registry=r)
+        self.replies_dropped = Counter(
+            "shorewatch_replies_dropped_total",
+            "Replies not sent because their link was down or congested (devices retransmit)",
+            ["link"], registry=r)
+        self.config_pushes = Counter(
+            "shorewatch_config_push_total",
+            "CONFIG_PUSH outcomes: sent (first attempt), retried, and the CONFIG_ACK status "
+            "(applied, partial, rejected), or gave_up after the bounded attempts",
+            ["outcome"], registry=r)
+        self.session_transitions = Counter(
+            "shorewatch_device_transitions_total",
+            "Device session transitions, by the state entered", ["state"], registry=r)
+        self.admin_requests = Counter(
+            "shorewatch_admin_requests_total", "Admin API requests, by HTTP status", ["status"],
+            registry=r)
+        self.build_info.labels(_VERSION, "1", platform.python_version()).set(1)
         # Pre-create label values so dashboards see zeros rather than absent series.
+        for outcome in _PUSH_OUTCOMES:
+            self.config_pushes.labels(outcome)
+        for state in SessionState:
+            self.session_transitions.labels(state.value)
         for reason in REASONS:
             self.rejected.labels(reason)
         for name in _TYPES:
             self.frames.labels(name)
-        r.register(FleetCollector(devices))
+        r.register(FleetCollector(devices, refresh))
 
 
 class FleetCollector(Collector):
     """Renders per-device gauges from the in-memory device states at scrape time."""
 
-    def __init__(self, devices: Callable[[], list[DeviceState]]) -> None:
+    def __init__(self, devices: Callable[[], list[DeviceState]],
+                 refresh: Callable[[], None] | None = None) -> None:
         self._devices = devices
+        self._refresh = refresh
 
     def describe(self) -> list[GaugeMetricFamily]:
         return []
@@ -78,12 +125,21 @@ class FleetCollector(Collector):
         info = GaugeMetricFamily("shorewatch_device_info",
                                  "Device identity (value is always 1)",
                                  labels=["device", "name", "hw_kind", "firmware"])
+        state = GaugeMetricFamily("shorewatch_device_state",
+                                  "Device session state, one-hot: 1 for the current state",
+                                  labels=["device", "state"])
+        if self._refresh is not None:
+            self._refresh()
         for s in self._devices():
             dev = f"{s.device_id:08x}"
             info.add_metric([dev, s.name, s.hw_kind, s.fw_version], 1)
+            for st in SessionState:
+                state.add_metric([dev, st.value], 1 if s.session is st else 0)
             if s.last_seen is not None:
                 f["last_seen_timestamp_seconds"].add_metric([dev], s.last_seen)
             f["config_version"].add_metric([dev], s.config_version)
+            f["config_desired_version"].add_metric([dev], s.config.desired_version)
+            f["config_push_attempts"].add_metric([dev], s.config.attempts)
             t = s.telemetry
             if t is None:
                 continue
@@ -102,6 +158,7 @@ class FleetCollector(Collector):
             f["free_heap_bytes"].add_metric([dev], t.free_heap_64 * 64)
             f["flags"].add_metric([dev], t.flags)
         yield info
+        yield state
         yield from f.values()
 
 
@@ -118,4 +175,7 @@ _GAUGES = {
     "flags": "Telemetry flag bits (see docs/protocol.md)",
     "last_seen_timestamp_seconds": "Unix time of the last authenticated frame",
     "config_version": "Configuration version reported by the device",
+    "config_desired_version": "Configuration version the gateway wants the device to run "
+                              "(0: none managed)",
+    "config_push_attempts": "CONFIG_PUSH frames sent for the current desired version",
 }

