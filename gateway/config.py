@@ -75,6 +75,7 @@ def load_config(path: Path, env: Mapping[str, str]) -> GatewaySettings:
     prefix = gw.string("prefix", "shorewatch", pattern=_PREFIX,
                        hint='up to 4 topic levels joined by "/", no wildcards: "org/shorewatch"')
     data_dir = paths.resolve(gw, "data_dir", "${STATE_DIRECTORY}")
+    publish_telemetry = gw.boolean("publish_telemetry", False)
     udp = _udp(root)
     serial = _serial(root)
     if not udp and not serial:
@@ -93,7 +94,8 @@ def load_config(path: Path, env: Mapping[str, str]) -> GatewaySettings:
     # udp_host/udp_port mirror the first listener for code that reads only those.
     first = udp[0] if udp else UdpSettings("127.0.0.1", 4700)
     return GatewaySettings(
-        data_dir=data_dir, gateway_id=gateway_id, udp_host=first.host, udp_port=first.port,
+        data_dir=data_dir, gateway_id=gateway_id, publish_telemetry=publish_telemetry,
+        udp_host=first.host, udp_port=first.port,
         metrics_host=metrics_host, metrics_port=metrics_port, outbox=limits,
         mqtt=_mqtt(root, paths, prefix=prefix, site=site, gateway_id=gateway_id),
         udp=udp, serial=serial, sessions=_sessions(root), mdns=_mdns(root),
@@ -156,7 +158,7 @@ def summary(settings: GatewaySettings) -> list[str]:
 # --- the sections -------------------------------------------------------------------------
 
 _ROOT = ("gateway", "udp", "serial", "mdns", "admin", "sessions", "metrics", "mqtt", "outbox")
-_GATEWAY = ("id", "site", "prefix", "data_dir")
+_GATEWAY = ("id", "site", "prefix", "data_dir", "publish_telemetry")
 _METRICS = ("listen",)
 _OUTBOX = ("max_rows", "max_age_s")
 _SESSIONS = ("stale_after_s", "offline_after_s")

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import (
+    NOT_MEASURED_HUMIDITY,
+    NOT_MEASURED_I16,
     SCHEMA_FINGERPRINT,
+    UNKNOWN_RSSI,
     Ack,
     ConfigAck,
     ConfigPush,
@@ -24,6 +27,7 @@ from protocol import (
     Direction,
     FrameError,
     Hello,
+    Lifecycle,
     Log,
     LogLevel,
     Message,
@@ -45,6 +49,9 @@ from .metrics import GatewayMetrics
 from .registry import DeviceState, OutboxRecord
 
 log = logging.getLogger("shorewatch.gateway")
+
+# Detections remembered per device to recognise retransmissions (and event start times).
+RECENT_EVENTS = 64
 
 Address = tuple[str, int]
 _LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
@@ -71,6 +78,8 @@ class DetectionEvent:
     seq: int
     message: Detection
     received_at: float
+    # Event time of the ``new`` message when this gateway saw it (None after a restart).
+    start_time: float | None = None
 
 
 class RejectLog:
@@ -98,9 +107,10 @@ class FrameHandler:
     """Authenticates and dispatches uplink frames for the devices in ``devices``."""
 
     def __init__(self, devices: dict[int, DeviceState], metrics: GatewayMetrics,
-                 gateway_id: str = "gw0",
+                 gateway_id: str = "gw0", *,
                  config_version: Callable[[int], int] | None = None,
-                 push_policy: PushPolicy | None = None) -> None:
+                 push_policy: PushPolicy | None = None,
+                 publish_telemetry: bool = False) -> None:
         # ``config_version`` overrides the desired version announced in WELCOME; by default it
         # is the device's own ``state.config.desired_version``.
         self._devices = devices
@@ -108,6 +118,7 @@ class FrameHandler:
         self._gateway_id = gateway_id
         self._config_version = config_version
         self._push = push_policy or PushPolicy()
+        self._publish_telemetry = publish_telemetry
         self._rejects = RejectLog()
 
     def handle(self, frame: bytes, source: Address, now: float | None = None) -> Effects:
@@ -160,15 +171,13 @@ class FrameHandler:
                   effects: Effects) -> Message | None:
         if isinstance(msg, Telemetry):
             state.telemetry = msg
+            if self._publish_telemetry:
+                effects.records.append(OutboxRecord(
+                    state.device_id, f"device/{state.device_id:08x}/event/telemetry",
+                    _json(telemetry_payload(state.device_id, msg, now, self._gateway_id)), now))
             return None
         if isinstance(msg, Detection):
-            state.detection_seq += 1
-            self._metrics.detections.labels(msg.kind.name.lower()).inc()
-            event = DetectionEvent(state.device_id, state.detection_seq, msg, now)
-            payload = detection_payload(event, self._gateway_id)
-            effects.records.append(OutboxRecord(
-                state.device_id, f"device/{state.device_id:08x}/event/detection",
-                json.dumps(payload, separators=(",", ":")).encode(), now))
+            self._detection(state, msg, now, effects)
             return Ack(rx.counter, int(msg.TYPE))
         if isinstance(msg, Hello):
             return self._hello(state, msg, now)
@@ -182,6 +191,31 @@ class FrameHandler:
             log.info("device %08x refused counter %d: %s", state.device_id, msg.nacked_counter,
                      msg.code.name.lower())
         return None
+
+    def _detection(self, state: DeviceState, msg: Detection, now: float,
+                   effects: Effects) -> None:
+        """Queue a detection event; a retransmission of one already queued is only re-ACKed."""
+        key = idempotency_key(state.device_id, msg)
+        if key in state.recent_events:
+            self._metrics.detection_duplicates.inc()
+            return
+        state.recent_events[key] = None
+        if len(state.recent_events) > RECENT_EVENTS:
+            del state.recent_events[next(iter(state.recent_events))]
+        ts = msg.ts_s + msg.ts_ms / 1000
+        if msg.lifecycle is Lifecycle.NEW:
+            state.event_starts[msg.event_id] = ts
+            if len(state.event_starts) > RECENT_EVENTS:
+                del state.event_starts[next(iter(state.event_starts))]
+        start = state.event_starts.get(msg.event_id)
+        if msg.lifecycle is Lifecycle.END:
+            state.event_starts.pop(msg.event_id, None)
+        state.detection_seq += 1
+        self._metrics.detections.labels(msg.kind.name.lower()).inc()
+        event = DetectionEvent(state.device_id, state.detection_seq, msg, now, start)
+        effects.records.append(OutboxRecord(
+            state.device_id, f"device/{state.device_id:08x}/event/detection",
+            _json(detection_payload(event, self._gateway_id)), now))
 
     def _hello(self, state: DeviceState, msg: Hello, now: float) -> Welcome:
         if msg.schema != SCHEMA_FINGERPRINT:
@@ -262,6 +296,8 @@ def detection_payload(event: DetectionEvent, gateway_id: str) -> dict[str, Any]:
     d = event.message
     dev = f"{event.device_id:08x}"
     ts = d.ts_s + d.ts_ms / 1000
+    ended = d.lifecycle is Lifecycle.END
+    start = event.start_time if event.start_time is not None else (None if ended else ts)
     payload: dict[str, Any] = {
         "schema": "shorewatch.detection.v1",
         "device": dev,
@@ -274,9 +310,11 @@ def detection_payload(event: DetectionEvent, gateway_id: str) -> dict[str, Any]:
         "box": [d.box_x, d.box_y, d.box_w, d.box_h],
         "peak_temp_c": d.peak_cc / 100,
         "time": ts,
+        "start_time": start,
+        "end_time": ts if ended else None,
         "received_at": round(event.received_at, 3),
         "seq": event.seq,
-        "idempotency_key": f"{dev}-{d.event_id:08x}-{d.lifecycle.name.lower()}-{ts:.3f}",
+        "idempotency_key": idempotency_key(event.device_id, d),
     }
     if d.thumbnail is not None:
         import base64  # noqa: PLC0415 - only detections with thumbnails need it
@@ -285,3 +323,33 @@ def detection_payload(event: DetectionEvent, gateway_id: str) -> dict[str, Any]:
         payload["thumbnail"] = {"format": t.format.name.lower(), "width": t.w, "height": t.h,
                                 "data": base64.b64encode(t.data).decode()}
     return payload
+
+
+def idempotency_key(device_id: int, d: Detection) -> str:
+    """Same for every retransmission of one observation: device, event, lifecycle, time."""
+    ts = d.ts_s + d.ts_ms / 1000
+    return f"{device_id:08x}-{d.event_id:08x}-{d.lifecycle.name.lower()}-{ts:.3f}"
+
+
+def telemetry_payload(device_id: int, t: Telemetry, now: float,
+                      gateway_id: str) -> dict[str, Any]:
+    """The MQTT JSON of a telemetry report (docs/mqtt.md), in base units; absent = not measured."""
+    payload: dict[str, Any] = {
+        "schema": "shorewatch.telemetry.v1", "device": f"{device_id:08x}", "gateway": gateway_id,
+        "received_at": round(now, 3), "battery_v": t.battery_mv / 1000,
+        "solar_v": t.solar_mv / 1000, "uptime_s": t.uptime_s, "boot_count": t.boot_count,
+        "free_heap_bytes": t.free_heap_64 * 64, "flags": t.flags,
+    }
+    if t.charge_ma != NOT_MEASURED_I16:
+        payload["charge_a"] = t.charge_ma / 1000
+    if t.temperature_cc != NOT_MEASURED_I16:
+        payload["temperature_c"] = t.temperature_cc / 100
+    if t.humidity_half_pct != NOT_MEASURED_HUMIDITY:
+        payload["humidity_ratio"] = t.humidity_half_pct / 200
+    if t.rssi_dbm != UNKNOWN_RSSI:
+        payload["rssi_dbm"] = t.rssi_dbm
+    return payload
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()

@@ -39,6 +39,10 @@ class GatewayMetrics:
                                 "Frames rejected, by reason", ["reason"], registry=r)
         self.detections = Counter("shorewatch_detections_total",
                                   "Detection messages accepted, by kind", ["kind"], registry=r)
+        self.detection_duplicates = Counter(
+            "shorewatch_detection_duplicates_total",
+            "Retransmitted detections recognised and acknowledged without a second event",
+            registry=r)
         self.schema_mismatch = Counter(
             "shorewatch_schema_mismatch_total",
             "HELLOs whose schema fingerprint differs from this gateway's", registry=r)

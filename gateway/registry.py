@@ -99,6 +99,9 @@ class DeviceState:
     last_addr: tuple[str, int] | None = None
     telemetry: Telemetry | None = None
     detection_seq: int = 0
+    # Insertion-ordered, bounded by core.RECENT_EVENTS: idempotency keys and event start times.
+    recent_events: dict[str, None] = field(default_factory=dict)
+    event_starts: dict[int, float] = field(default_factory=dict)
     session: SessionState = SessionState.PROVISIONED
     group: str = ""
     config: ConfigSync = field(default_factory=ConfigSync)

@@ -46,6 +46,8 @@ class GatewaySettings:
     data_dir: Path
     mqtt: tuple[MqttSettings, ...]
     gateway_id: str = "gw0"
+    # Also publish every TELEMETRY as an MQTT event (docs/mqtt.md); metrics always have it.
+    publish_telemetry: bool = False
     udp_host: str = "127.0.0.1"
     udp_port: int = 4700
     metrics_host: str = "127.0.0.1"
@@ -227,7 +229,8 @@ class Gateway:
             outbox = Outbox(registry)
             self.forwarders = [Forwarder(m, outbox, self.metrics) for m in s.mqtt]
             handler = FrameHandler(self.devices, self.metrics, s.gateway_id,
-                                   push_policy=s.config_push)
+                                   push_policy=s.config_push,
+                                   publish_telemetry=s.publish_telemetry)
             committer = Committer(registry, self.devices, self.metrics, self._send,
                                   self._wake_forwarders)
             deliver = _intake(handler, committer)
