@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from protocol import (
@@ -65,9 +66,16 @@ class Effects:
 
     replies: list[bytes] = field(default_factory=list)
     records: list[OutboxRecord] = field(default_factory=list)
+    # State changes visible outside the gateway (metrics): applied after the commit too, so a
+    # frame lost with an uncommitted window had no effect at all and cannot be "replayed".
+    updates: list[Callable[[], None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.replies or self.records)
+        return bool(self.replies or self.records or self.updates)
+
+    def apply(self) -> None:
+        for update in self.updates:
+            update()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +178,7 @@ class FrameHandler:
     def _dispatch(self, state: DeviceState, rx: Received, msg: Message, now: float,
                   effects: Effects) -> Message | None:
         if isinstance(msg, Telemetry):
-            state.telemetry = msg
+            effects.updates.append(partial(_set_telemetry, state, msg))
             if self._publish_telemetry:
                 effects.records.append(OutboxRecord(
                     state.device_id, f"device/{state.device_id:08x}/event/telemetry",
@@ -349,6 +357,10 @@ def telemetry_payload(device_id: int, t: Telemetry, now: float,
     if t.rssi_dbm != UNKNOWN_RSSI:
         payload["rssi_dbm"] = t.rssi_dbm
     return payload
+
+
+def _set_telemetry(state: DeviceState, telemetry: Telemetry) -> None:
+    state.telemetry = telemetry
 
 
 def _json(payload: dict[str, Any]) -> bytes:

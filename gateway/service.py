@@ -133,7 +133,8 @@ class Committer:
         try:
             await asyncio.to_thread(self._registry.commit, rows, records)
         except sqlite3.Error as exc:
-            # Nothing is released: devices get no ACK and retransmit; nothing is lost.
+            # Nothing is released: devices get no ACK and retransmit; nothing is lost. The
+            # frames' windows stay advanced in memory, so their copies are still refused.
             self._metrics.commit_errors.inc()
             self.failing = True
             for s in rows:
@@ -147,6 +148,7 @@ class Committer:
         self.failing = False
         apply_reservations(self._devices, rows)
         for source, effects, reply in batch:
+            effects.apply()
             for frame in effects.replies:
                 if reply is None:
                     self._send(frame, source)

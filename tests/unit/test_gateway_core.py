@@ -91,9 +91,12 @@ def test_short_header_before_hello_requires_resync() -> None:
 def test_telemetry_updates_state_without_reply() -> None:
     h = Harness()
     h.handler.handle(h.up(HELLO, 0), SRC, NOW)
-    assert not h.handler.handle(h.up(TEL, 1), SRC, NOW)
-    assert h.state.telemetry == TEL
+    effects = h.handler.handle(h.up(TEL, 1), SRC, NOW)
+    assert not effects.replies and not effects.records
     assert h.state.dirty  # the window moved: the next commit persists it
+    assert h.state.telemetry is None  # visible only once the commit made the frame durable
+    effects.apply()
+    assert h.state.telemetry == TEL
 
 
 def test_detection_is_forwarded_and_acked_with_full_counter() -> None:
