@@ -19,9 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import cli as gateway_cli  # noqa: PLC0415 - keep start-up light
 
     from . import demo  # noqa: PLC0415
+    from .sim import cli as sim_cli  # noqa: PLC0415
 
     gateway_cli.register(sub)
     demo.register(sub)
+    sim_cli.register(sub)
     return parser
 
 
