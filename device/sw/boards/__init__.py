@@ -6,9 +6,11 @@ A board module (sw/boards/<name>.py) provides:
     make(flash, identity, config) -> Board     every driver role of sw/hal/__init__.py
     boot_reason() -> int                       HELLO boot_reason (machine.reset_cause() on boards)
 
-Only `virtual` exists so far. A real board (e.g. `esp32s3_node`) fills the same roles from real
-drivers: PinPir(pin), AdcBattery(pin, divider), Ina219(I2C(...), shunt), WiFi + UdpLink.
-The board modules are unloaded after boot (their code is boot-only).
+Boards: `virtual` (unix port, simulated sensors), `esp32c3_node` and `picow_node` (PIR,
+power-gated LD2410, INA219, battery ADC), `esp32s3_camera` (MLX90640, INA219, battery ADC).
+The real boards name their pins in one place (their module) and import only the drivers they
+use, inside make(): the virtual board never loads a real driver. The board modules are unloaded
+after boot (their code is boot-only).
 """
 
 

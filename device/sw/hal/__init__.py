@@ -19,5 +19,12 @@ the wire units of TELEMETRY and DETECTION; -32768 / 255 mean "not measured".
     clock.synced, clock.set(unix_s, unix_ms), clock.at(ticks_ms) -> (unix_s, ms)
     link.open(poller), link.send(frame) -> bool, link.recv() -> bytes | None, link.close()
 
-Nothing here blocks: the node's deadline loop (sw/app/node.py) sleeps in select.poll.
+Nothing here blocks, except confirm.confidence() on a real radar (the radar window itself,
+warm-up + window_ms): the node's deadline loop (sw/app/node.py) sleeps in select.poll.
+
+Real drivers take their bus or pin objects from the board (I2C, UART, ADC, Pin), so tests
+replay recorded traffic through fakes (tests/device/fakebus.py): ina219.py, battery_adc.py,
+ld2410.py (+ ld2410_virtual.py, the radar as a UART speaking its protocol), mlx90640.py
+(camera: thermo.read_cc() is the warmest pixel; begin() / poll() / cc for the full frame),
+pir_pin.py. hw.py: HardwareMissing, boot_reason(), Absent (a role without hardware).
 """
