@@ -43,12 +43,31 @@ class Mac:
         return "Mac(<secret>)"
 
 
+class OneShotMac:
+    """HMAC-SHA256 computed from the key each time: no per-key hash states kept in memory.
+
+    Used for the downlink key on the gateway, which signs only replies: ~0.8 us more per reply,
+    ~600 bytes less per registered device than two precomputed SHA-256 states.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def digest(self, *parts: bytes) -> bytes:
+        return hmac.digest(self._key, b"".join(parts), "sha256")
+
+    def __repr__(self) -> str:
+        return "OneShotMac(<secret>)"
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceKeys:
     """The four working keys of one device (docs/protocol.md section 2). Never printed."""
 
     mac_up: Mac = field(repr=False)
-    mac_down: Mac = field(repr=False)
+    mac_down: Mac | OneShotMac = field(repr=False)
     enc_up: bytes = field(repr=False)
     enc_down: bytes = field(repr=False)
 
@@ -61,12 +80,12 @@ class DeviceKeys:
         root = Mac(master)
         return cls(
             mac_up=Mac(root.digest(b"sw1 mac up")),
-            mac_down=Mac(root.digest(b"sw1 mac down")),
+            mac_down=OneShotMac(root.digest(b"sw1 mac down")),
             enc_up=root.digest(b"sw1 enc up")[:16],
             enc_down=root.digest(b"sw1 enc down")[:16],
         )
 
-    def mac(self, direction: Direction) -> Mac:
+    def mac(self, direction: Direction) -> Mac | OneShotMac:
         return self.mac_down if direction else self.mac_up
 
     def enc(self, direction: Direction) -> bytes:

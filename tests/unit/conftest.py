@@ -21,12 +21,12 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
-@pytest.fixture(params=[True, False], ids=["compiled", "interpreted"])
-def codec_mode(request: pytest.FixtureRequest) -> Iterator[bool]:
-    """Run the test with compiled, then interpreted, fixed-layout parsing; restore afterwards."""
-    previous = schema._use_compiled  # the module keeps no public getter
-    schema.use_compiled(request.param)
+@pytest.fixture(params=list(schema.MODES))
+def codec_mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test with each fixed-layout parser (packed, compiled, interpreted); restore."""
+    previous = schema.current_mode()
+    schema.use_mode(request.param)
     try:
         yield request.param
     finally:
-        schema.use_compiled(previous)
+        schema.use_mode(previous)

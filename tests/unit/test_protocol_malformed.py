@@ -204,7 +204,7 @@ def test_table_covers_every_message_type() -> None:
 
 @pytest.mark.parametrize(("mtype", "body", "path", "detail"), BODY_ROWS)
 def test_malformed_body(mtype: MessageType, body: bytes, path: str, detail: str | None,
-                        codec_mode: bool) -> None:
+                        codec_mode: str) -> None:
     direction = _direction(mtype)
     frame = seal(mtype, body, keys=KEYS, direction=direction, device_id=DEV, counter=70000)
     window = ReplayWindow(69990)

@@ -242,7 +242,7 @@ def test_every_message_type_has_a_strategy() -> None:
 @mtype_param
 @settings(max_examples=25, suppress_health_check=fixture_ok)
 @given(data=st.data())
-def test_round_trip(mtype: MessageType, codec_mode: bool, data: st.DataObject) -> None:
+def test_round_trip(mtype: MessageType, codec_mode: str, data: st.DataObject) -> None:
     s = data.draw(sent(mtype))
     frame = s.frame()
     window = s.window()
@@ -295,7 +295,7 @@ def test_every_single_bit_flip_is_rejected(mtype: MessageType, data: st.DataObje
 @mtype_param
 @settings(max_examples=15, suppress_health_check=fixture_ok)
 @given(data=st.data())
-def test_appended_body_bytes_are_ignored(mtype: MessageType, codec_mode: bool,
+def test_appended_body_bytes_are_ignored(mtype: MessageType, codec_mode: str,
                                          data: st.DataObject) -> None:
     s = data.draw(sent(mtype))
     # Without a thumbnail, appended bytes would start the thumbnail group: not "newer fields".
@@ -352,7 +352,7 @@ def _outcome(mtype: MessageType, body: bytes) -> Message | tuple[str, str]:
 @mtype_param
 @settings(max_examples=40)
 @given(data=st.data())
-def test_compiled_and_interpreted_agree_on_mutated_bodies(mtype: MessageType,
+def test_all_codec_modes_agree_on_mutated_bodies(mtype: MessageType,
                                                           data: st.DataObject) -> None:
     body = bytearray(encode_body(data.draw(MESSAGES[mtype], label="message")))
     for index, value in data.draw(st.lists(st.tuples(st.integers(0, 0xFFFF), u8), max_size=3),
@@ -360,15 +360,15 @@ def test_compiled_and_interpreted_agree_on_mutated_bodies(mtype: MessageType,
         if body:
             body[index % len(body)] = value
     body = body[: data.draw(st.integers(0, len(body)), label="cut")]
-    previous = schema._use_compiled
+    previous = schema.current_mode()
+    outcomes = []
     try:
-        schema.use_compiled(True)
-        compiled = _outcome(mtype, bytes(body))
-        schema.use_compiled(False)
-        interpreted = _outcome(mtype, bytes(body))
+        for mode in schema.MODES:
+            schema.use_mode(mode)
+            outcomes.append(_outcome(mtype, bytes(body)))
     finally:
-        schema.use_compiled(previous)
-    assert compiled == interpreted
+        schema.use_mode(previous)
+    assert outcomes[0] == outcomes[1] == outcomes[2]
 
 
 # --- COBS and the stream decoder ----------------------------------------------------------------
