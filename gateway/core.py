@@ -213,6 +213,8 @@ class FrameHandler:
                    effects: Effects) -> None:
         """Queue a detection event; a retransmission of one already queued is only re-ACKed."""
         key = idempotency_key(state.device_id, msg)
+        if state.recent_events is None or state.event_starts is None:
+            state.recent_events, state.event_starts = {}, {}
         if key in state.recent_events:
             self._metrics.detection_duplicates.inc()
             return

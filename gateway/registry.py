@@ -100,8 +100,9 @@ class DeviceState:
     telemetry: Telemetry | None = None
     detection_seq: int = 0
     # Insertion-ordered, bounded by core.RECENT_EVENTS: idempotency keys and event start times.
-    recent_events: dict[str, None] = field(default_factory=dict)
-    event_starts: dict[int, float] = field(default_factory=dict)
+    # Created at the device's first detection: most devices never need them (memory per device).
+    recent_events: dict[str, None] | None = None
+    event_starts: dict[int, float] | None = None
     session: SessionState = SessionState.PROVISIONED
     group: str = ""
     config: ConfigSync = field(default_factory=ConfigSync)
