@@ -18,11 +18,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from gateway import cli as gateway_cli  # noqa: PLC0415 - keep start-up light
 
-    from . import demo  # noqa: PLC0415
+    from . import demo, detect  # noqa: PLC0415
     from .sim import cli as sim_cli  # noqa: PLC0415
 
     gateway_cli.register(sub)
     demo.register(sub)
+    detect.register(sub)
     sim_cli.register(sub)
     return parser
 
