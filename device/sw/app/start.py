@@ -24,7 +24,9 @@ def start(flash, ident, cfg, boot_count):
         node.attach(board, info)
         return node
     except (CounterFileError, OSError) as e:
-        print("shorewatch: %s" % e, file=sys.stderr)
+        # printed as two items: no second copy of a long message on a heap that is full
+        # at this point (the board code is still loaded)
+        print("shorewatch:", e, file=sys.stderr)
         return 2
 
 
