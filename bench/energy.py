@@ -208,8 +208,7 @@ def make_inputs(days: int, seed: int) -> Inputs:
 def ocv_mv(soc: float) -> float:
     """Open-circuit voltage at a usable state of charge 0..1 (the firmware's own table)."""
     pct = max(0.0, min(100.0, soc * 100))
-    flat: tuple[int, ...] = power.OCV  # mV, % pairs, flat (cheaper on the device heap)
-    table = tuple(zip(flat[0::2], flat[1::2], strict=True))
+    table: tuple[tuple[int, int], ...] = power.OCV
     for (mv0, p0), (mv1, p1) in itertools.pairwise(table):
         if pct <= p1:
             return mv0 + (mv1 - mv0) * (pct - p0) / (p1 - p0)

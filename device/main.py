@@ -17,13 +17,6 @@ def _main():
     # their space comes back as larger free regions instead of holes between long-lived objects.
     import sw.app.node  # noqa: F401
 
-    # The node imports power.py at each TELEMETRY and forgets it again (node.py _set_mode);
-    # importing it once now puts its names in the qstr pool here, so a later import needs no
-    # new pool in a heap that is fragmented by then.
-    import sw.app.power  # noqa: F401
-
-    sw.app.node._forget(sw.app, "power")
-
     from sw.app import boot
 
     loaded = boot.load(sys.argv)

@@ -359,7 +359,6 @@ def test_boot_handshake_telemetry_and_detections(build: Path, gateway: FakeGatew
         assert 3800 <= t["battery_mv"] <= 3910
         assert 0 < t["free_heap_64"] < 1024  # under a 64 KB heap
         assert not t["flags"] & TelemetryFlag.CLOCK_UNSYNCED  # set from the WELCOME
-        assert not t["flags"] & TelemetryFlag.POWER_SAVE  # 3900 mV: ~68 %, normal mode
         assert t["rssi_dbm"] < 0
     assert telemetry[-1]["uptime_s"] >= 3
 
@@ -462,51 +461,6 @@ def test_queue_drops_the_oldest_detection_when_full(build: Path, gateway: FakeGa
     flags = [t["flags"] for t in run.telemetry]
     assert not flags[0] & TelemetryFlag.STORE_OVERFLOW
     assert flags[-1] & TelemetryFlag.STORE_OVERFLOW  # and it stays set
-
-
-@pytest.mark.parametrize(("initial_mv", "mode", "interval_s"), [
-    (3700, "saving", 600),  # ~24 %: below 30 %
-    (3500, "recovery", 900),  # ~7 %: below 10 %
-])
-def test_low_battery_lengthens_the_interval_and_sets_power_save(
-        build: Path, gateway: FakeGateway, tmp_path: Path, initial_mv: int, mode: str,
-        interval_s: int) -> None:
-    """docs/energy.md: the mode follows the state of charge; report_interval_s (0.5 s here) is
-    the normal-mode interval, a saving mode only lengthens it; events are held until
-    power.FLUSH_AT of them justify a radio wake (4 in saving, 8 in recovery)."""
-    cfg = config(run_for_s=3, update_interval_s=0,
-                 pir={"seed": 8, "mean_interval_s": 0.2, "duration_s": 0.05},
-                 battery={"initial_mv": initial_mv, "discharge_mv_per_h": 0})
-    run = run_board(build / "main.py", make_board(tmp_path / "board", gateway.port, cfg),
-                    gateway)
-    assert_clean(run)
-    assert gateway.errors == []
-    # one TELEMETRY right after the WELCOME, the next not before interval_s
-    assert len(run.telemetry) == 1
-    assert run.telemetry == [telemetry_of(r.message) for r in gateway.of(Telemetry)]
-    assert run.telemetry[0]["flags"] & TelemetryFlag.POWER_SAVE
-    switched = run.logs("I app: power: ")
-    assert len(switched) == 1
-    assert f"{mode} mode at " in switched[0]
-    assert switched[0].endswith(f"telemetry every {interval_s}s")
-    # after the switch (at the first TELEMETRY, which takes what was held before along)
-    # detections leave in batches of FLUSH_AT, sent back to back
-    flush_at = {"saving": 4, "recovery": 8}[mode]
-    first = gateway.frames.index(gateway.of(Telemetry)[0])
-    batches: list[list[float]] = []
-    for r, at in zip(gateway.frames[first:], gateway.times[first:], strict=True):
-        if isinstance(r.message, Detection):
-            if batches and at - batches[-1][-1] < 0.02:
-                batches[-1].append(at)
-            else:
-                batches.append([at])
-    assert len(batches) >= 2
-    assert [len(b) for b in batches[1:]] == [flush_at] * (len(batches) - 1)
-    assert len(run.events) == len(gateway.of(Detection))  # all ACKed: no resends
-    # at the stop: fewer than flush_at held, plus at most one batch whose ACKs are under way
-    pending = int(run.logs("detections pending")[0].split(" detections pending")[0]
-                  .rsplit(" ", 1)[1])
-    assert pending < 2 * flush_at
 
 
 def test_hello_is_retried_with_backoff_until_welcomed(build: Path, gateway: FakeGateway,

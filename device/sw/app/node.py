@@ -55,12 +55,10 @@ _NACK_FINAL = (1, 2, 7)  # malformed, unsupported, too_large: resending cannot h
 # TELEMETRY flags
 _F_CHARGING = const(1)
 _F_BATTERY_LOW = const(2)
-_F_POWER_SAVE = const(4)  # saving or recovery mode (power.py)
 _F_SENSOR_FAULT = const(8)
 _F_CLOCK_UNSYNCED = const(16)
 _F_STORE_OVERFLOW = const(32)
 _F_LINK_DEGRADED = const(64)
-_NORMAL = const(0)  # power.NORMAL: power.py is not kept loaded (_set_mode)
 _TELEMETRY_FIELDS = ("battery_mv", "solar_mv", "charge_ma", "temperature_cc",
                      "humidity_half_pct", "rssi_dbm", "uptime_s", "boot_count", "free_heap_64",
                      "flags")
@@ -91,11 +89,6 @@ class Node:
         self.rejected = 0  # downlink datagrams the codec refused
         self.oom = 0  # MemoryErrors survived
         self.exit_code = None  # set to stop the loop
-        # duty-cycle mode (power.py) and what it means, set at each TELEMETRY
-        self.mode = _NORMAL
-        self._mode_s = 0  # telemetry interval of the mode, seconds (0: report_interval_s)
-        self._mode_radar_ms = 0xFFFF  # radar window cap of the mode
-        self._flush_at = 1  # power.FLUSH_AT[mode]
         now = ticks_ms()
         self._uptime_ms = 0
         self._uptime_t = now
@@ -117,7 +110,6 @@ class Node:
         self.board = board
         self.info = info
         board.pir.holdoff_ms = self.cfg["pir_holdoff_s"] * 1000
-        self._radar()
         board.link.open(self.poller)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -171,8 +163,7 @@ class Node:
             wait = min(wait, self._session(now))
         elif ticks_diff(self._tm_due, now) <= 0:
             self._send_telemetry()
-            self._tm_due = ticks_add(now, self._interval_ms())
-            self._release(now)  # held detections ride along with the TELEMETRY
+            self._tm_due = ticks_add(now, int(self.cfg["report_interval_s"] * 1000))
         if self.synced:
             wait = min(wait, ticks_diff(self._tm_due, now))
         wait = min(wait, self._presence(now))
@@ -322,11 +313,10 @@ class Node:
         finally:
             _forget(sw.app, "config_push")
         self.board.pir.holdoff_ms = self.cfg["pir_holdoff_s"] * 1000
-        self._radar()
         log.info(_TAG, "config %d: status %d, bad key %d", version, status, bad)
         self._send(proto.CONFIG_ACK, proto.pack_config_ack(version, status, bad))
         # a shorter interval takes effect now, not after the old (maybe hour-long) one
-        due = ticks_add(ticks_ms(), self._interval_ms())
+        due = ticks_add(ticks_ms(), int(self.cfg["report_interval_s"] * 1000))
         if self._tm_due is None or ticks_diff(due, self._tm_due) < 0:
             self._tm_due = due
 
@@ -335,7 +325,6 @@ class Node:
     def _send_telemetry(self):
         b = self.board
         battery_mv = b.battery.read_mv()
-        self._set_mode(battery_mv)  # read at rest, before the radio is used
         solar_mv, charge_ma = b.power.read_power()
         temp_cc, rh_half = b.env.read_env()
         flags = 0
@@ -343,8 +332,6 @@ class Node:
             flags |= _F_CHARGING
         if battery_mv < self.cfg["battery_low_mv"]:
             flags |= _F_BATTERY_LOW
-        if self.mode != _NORMAL:
-            flags |= _F_POWER_SAVE
         if charge_ma == _NOT_MEASURED or temp_cc == _NOT_MEASURED:
             flags |= _F_SENSOR_FAULT
         if not b.clock.synced:
@@ -359,43 +346,6 @@ class Node:
                 self._uptime_s(), self.boot_count, min(gc.mem_free() // 64, 0xFFFF), flags)
         if self._send(proto.TELEMETRY, proto.pack_telemetry(*vals)) is not None:
             print("TELEMETRY", json.dumps(dict(zip(_TELEMETRY_FIELDS, vals))))
-
-    # --- duty cycle (power.py, docs/energy.md) -----------------------------------------------
-
-    def _set_mode(self, battery_mv):
-        # power.py is imported here and forgotten again, like config_push: kept loaded it
-        # would hold ~2.5 KB of the 64 KB heap on the unix port (~11 KB free after boot). What
-        # the mode means is kept in three attributes until the next TELEMETRY.
-        import sw.app
-
-        gc.collect()  # the import wants a few hundred contiguous bytes
-        from . import power
-
-        try:
-            soc = power.soc_pct(battery_mv)
-            mode = power.next_mode(self.mode, soc)
-            if mode == self.mode:
-                return
-            self.mode = mode
-            self._mode_s = 0 if mode == _NORMAL else power.telemetry_s(mode)
-            self._mode_radar_ms = 0xFFFF if mode == _NORMAL else power.radar_ms(mode)
-            self._flush_at = power.FLUSH_AT[mode]
-            name = power.MODES[mode]
-        finally:
-            _forget(sw.app, "power")
-        self._radar()
-        log.info(_TAG, "power: %s mode at %d%% (%d mV), telemetry every %ds", name, soc,
-                 battery_mv, self._interval_ms() // 1000)
-
-    def _interval_ms(self):
-        # report_interval_s is the interval in normal mode (provisioning, tests, a demo may
-        # set it short); saving and recovery can only lengthen it
-        return int(max(self.cfg["report_interval_s"], self._mode_s) * 1000)
-
-    def _radar(self):
-        # radar_window_ms is the window in normal mode; saving and recovery can only shorten
-        # it (the LD2410 driver reads window_ms per confirmation; the virtual one ignores it)
-        self.board.confirm.window_ms = min(self.cfg["radar_window_ms"], self._mode_radar_ms)
 
     def _uptime_s(self):
         # accumulated, so the ticks_ms wrap-around (days) never shows
@@ -443,24 +393,8 @@ class Node:
             self.overflow = True
             log.warning(_TAG, "queue full: event %d %s dropped", old[_EID],
                         _LIFECYCLES[old[_LIFE]])
-        # sent at once if the mode allows a radio wake for what is stored, else held until
-        # the next TELEMETRY (link_ok: this UDP link has no failed-delivery state of its own;
-        # unanswered entries are parked by _flush)
-        now = ticks_ms()
         q.append([self._eid, life, self._conf, self.board.thermo.read_cc(), ticks, None, [], 0,
-                  now if self._tm_due is None else self._tm_due])
-        held = 0
-        for p in q:
-            if not p[_TRIES] and p[_DUE] is not None:
-                held += 1
-        if held >= self._flush_at:  # power.deliver_now(mode, held, True), see _set_mode
-            self._release(now)
-
-    def _release(self, now):
-        # detections never sent yet are due now
-        for p in self.queue:
-            if not p[_TRIES] and p[_DUE] is not None:
-                p[_DUE] = now
+                  ticks_ms()])
 
     def _rearm(self):
         # the gateway answers again: parked detections get a new round of retries

@@ -41,24 +41,23 @@ FLUSH_AT = (1, 4, 8)
 # for a gateway outage of ~8 h at the busiest daytime rate (docs/energy.md).
 STORE_MAX = const(64)
 
-# Open-circuit voltage of an NMC 18650 at rest and ~20 C: mV, % state of charge pairs, rising.
+# Open-circuit voltage of an NMC 18650 at rest and ~20 C: (mV, % state of charge), rising.
 # Typical of Samsung/LG/Panasonic cell datasheets; a cold cell reads a little low, which only
-# makes the policy more careful. One flat tuple of small ints: a tuple of pairs costs ~1 KB
-# more heap on the unix port (a tuple object per pair).
-OCV = (3000, 0, 3300, 2, 3450, 5, 3550, 10, 3620, 15, 3680, 20, 3730, 30,
-       3770, 40, 3800, 50, 3850, 60, 3920, 70, 3990, 80, 4080, 90, 4200, 100)
+# makes the policy more careful.
+OCV = ((3000, 0), (3300, 2), (3450, 5), (3550, 10), (3620, 15), (3680, 20), (3730, 30),
+       (3770, 40), (3800, 50), (3850, 60), (3920, 70), (3990, 80), (4080, 90), (4200, 100))
 
 
 def soc_pct(mv):
     """State of charge 0..100 from the battery voltage (integer interpolation in OCV).
     An unreadable battery (-32768) reads as empty: the careful side."""
-    if mv <= OCV[0]:
+    lo_mv, lo_pct = OCV[0]
+    if mv <= lo_mv:
         return 0
-    for i in range(2, len(OCV), 2):
-        hi_mv = OCV[i]
+    for hi_mv, hi_pct in OCV[1:]:
         if mv <= hi_mv:
-            lo_mv, lo_pct = OCV[i - 2], OCV[i - 1]
-            return lo_pct + (mv - lo_mv) * (OCV[i + 1] - lo_pct) // (hi_mv - lo_mv)
+            return lo_pct + (mv - lo_mv) * (hi_pct - lo_pct) // (hi_mv - lo_mv)
+        lo_mv, lo_pct = hi_mv, hi_pct
     return 100
 
 

@@ -24,9 +24,7 @@ def start(flash, ident, cfg, boot_count):
         node.attach(board, info)
         return node
     except (CounterFileError, OSError) as e:
-        # printed as two items: no second copy of a long message on a heap that is full
-        # at this point (the board code is still loaded)
-        print("shorewatch:", e, file=sys.stderr)
+        print("shorewatch: %s" % e, file=sys.stderr)
         return 2
 
 
