@@ -166,8 +166,10 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     board has. The build is cached per source hash in the temp directory.
     """
     sources = sorted((DEVICE_DIR / "sw").rglob("*.py"))
+    # Entry points (main.py, camera_main.py) stay source, next to the compiled sw/ package.
+    entries = sorted(DEVICE_DIR.glob("*.py"))
     digest = hashlib.sha256(march.encode() + b"\0")
-    for src in [DEVICE_DIR / "main.py", *sources]:
+    for src in [*entries, *sources]:
         digest.update(str(src.relative_to(DEVICE_DIR)).encode() + b"\0" + src.read_bytes())
     if out is None:
         out = Path(tempfile.gettempdir()) / f"shorewatch-fw-{digest.hexdigest()[:16]}"
@@ -183,7 +185,8 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
                               capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise PeerError(f"mpy-cross failed on {src}: {done.stderr.strip()}")
-    shutil.copy2(DEVICE_DIR / "main.py", staging / "main.py")
+    for entry in entries:
+        shutil.copy2(entry, staging / entry.name)
     (staging / ".complete").touch()
     try:
         staging.rename(out)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from shorewatch.peers import build_firmware, micropython_binary, mpy_cross_binary
 from shorewatch.sim import ScenarioSpec, record
 
 pytestmark = pytest.mark.integration
@@ -30,12 +31,6 @@ CAMERA_FILES = ("sw/app/camera.py", "sw/app/camera_fast.py", "sw/app/camera_plai
 REQUIRED = ("frame", "event_id", "lifecycle", "kind", "box", "confidence")
 
 
-def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found (pip install -e '.[test]' installs it into the venv)")
-    return found
 
 
 def _run(args: list[str], env: dict[str, str] | None = None,
@@ -51,7 +46,7 @@ def _record(prefix: Path, seconds: float, family: str = "summer-dry-windy-near",
 
 
 def test_camera_unit_tests_pass_in_micropython() -> None:
-    done = _run([_tool("micropython"), str(RUNNER)], env={"MICROPYPATH": str(DEVICE)})
+    done = _run([micropython_binary(), str(RUNNER)], env={"MICROPYPATH": str(DEVICE)})
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr
     m = SUMMARY.match(lines[-1])
@@ -63,15 +58,7 @@ def test_camera_unit_tests_pass_in_micropython() -> None:
 
 def test_camera_app_runs_a_night_in_128k_heap(tmp_path: Path) -> None:
     """Compiled as a board holds it (.mpy), 3600 frames (15 min at 4 Hz), thumbnails on."""
-    mpy_cross = _tool("mpy-cross")
-    build = tmp_path / "build"
-    for src in (DEVICE / "sw").rglob("*.py"):
-        out = build / src.relative_to(DEVICE).with_suffix(".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # -march=host: the viper kernels are native code for the CPU the unix port runs on
-        done = _run([mpy_cross, "-march=host", "-o", str(out), str(src)])
-        assert done.returncode == 0, done.stderr
-    shutil.copy(DEVICE / "camera_main.py", build / "camera_main.py")
+    build = build_firmware(tmp_path / "build")
     raw = _record(tmp_path / "night", 900.0)
     side = json.loads(raw.with_suffix(".json").read_text(encoding="utf-8"))
     settings = {"fps": side["fps"], "invalid_frames": side["invalid_frames"], "stats": True,
@@ -80,7 +67,7 @@ def test_camera_app_runs_a_night_in_128k_heap(tmp_path: Path) -> None:
                              "vfov_deg": 35.0, "sea_from_m": side["scenario"]["shoreline_m"]}}
     cfg = tmp_path / "settings.json"
     cfg.write_text(json.dumps(settings), encoding="utf-8")
-    done = _run([_tool("micropython"), "-X", "heapsize=128k", str(build / "camera_main.py"),
+    done = _run([micropython_binary(), "-X", "heapsize=128k", str(build / "camera_main.py"),
                  str(raw), str(cfg)])
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "MemoryError" not in done.stdout + done.stderr
@@ -155,6 +142,6 @@ def test_detect_refuses_a_bad_recording_with_a_clear_error(tmp_path: Path, damag
 def test_camera_code_compiles_for_the_boards(arch: str, tmp_path: Path) -> None:
     for name in CAMERA_FILES:
         out = tmp_path / Path(name).with_suffix(".mpy").name
-        done = _run([_tool("mpy-cross"), f"-march={arch}", "-o", str(out), str(DEVICE / name)])
+        done = _run([mpy_cross_binary(), f"-march={arch}", "-o", str(out), str(DEVICE / name)])
         assert done.returncode == 0, (name, done.stderr)
         assert out.read_bytes()[:2] == b"M\x06"

