@@ -7,7 +7,9 @@ device id and counter); ``construct`` only ever sees bodies whose tag verified.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, NamedTuple
 
 from .crypto import DeviceKeys, ctr_crypt, tags_equal
@@ -69,17 +71,20 @@ class Received:
     message: Message
 
 
-def _classify(hdr: int) -> tuple[Direction, bool, MessageType, int] | FrameError:
-    """Meaning of one header byte, or why it is rejected (for a table of all 256 values)."""
+def _classify(hdr: int) -> tuple[Direction, bool, MessageType, int] | Callable[[], FrameError]:
+    """Meaning of one header byte, or how to reject it (for a table of all 256 values).
+
+    Rejections are factories: each raise needs a fresh exception (they carry tracebacks).
+    """
     version = hdr >> 6
     if version != VERSION:
-        return BadVersion(version)
+        return partial(BadVersion, version)
     mtype = _TYPES.get(hdr & 0x0F)
     if mtype is None:
-        return UnknownType(hdr & 0x0F)
+        return partial(UnknownType, hdr & 0x0F)
     direction = Direction((hdr >> 5) & 1)
     if mtype not in _ALLOWED[direction]:
-        return WrongDirection(int(mtype), int(direction))
+        return partial(WrongDirection, int(mtype), int(direction))
     size = LONG_HEADER if mtype in LONG_HEADER_TYPES else SHORT_HEADER
     return direction, bool(hdr & 0x10), mtype, size
 
@@ -95,9 +100,8 @@ def peek_header(frame: bytes, expect: Direction) -> Header:
     if n < SHORT_HEADER:
         raise Truncated(SHORT_HEADER, n)
     meaning = _HEADER_BYTES[frame[0]]
-    if isinstance(meaning, FrameError):
-        # A fresh instance per rejection: exceptions carry tracebacks.
-        raise type(meaning)(*_error_args(meaning))
+    if callable(meaning):
+        raise meaning()
     direction, encrypted, mtype, size = meaning
     if direction != expect:
         raise WrongDirection(int(mtype), int(direction))
@@ -108,15 +112,6 @@ def peek_header(frame: bytes, expect: Direction) -> Header:
     else:
         _, device_id, counter = _SHORT.unpack_from(frame)
     return Header(direction, encrypted, mtype, device_id, counter, size)
-
-
-def _error_args(error: FrameError) -> tuple[int, ...]:
-    if isinstance(error, BadVersion):
-        return (error.version,)
-    if isinstance(error, UnknownType):
-        return (error.mtype,)
-    assert isinstance(error, WrongDirection)
-    return (error.mtype, error.direction)
 
 
 def open_frame(
