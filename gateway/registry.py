@@ -247,10 +247,6 @@ class Registry:
                 raise
         return last
 
-    def write(self, rows: list[CounterRow]) -> None:
-        """Persist counter rows only."""
-        self.commit(rows, [])
-
     @property
     def connection(self) -> sqlite3.Connection:
         """For the outbox, which shares the database and its lock."""
@@ -304,7 +300,7 @@ def snapshot(states: list[DeviceState]) -> list[CounterRow]:
 
 
 def apply_reservations(states: dict[int, DeviceState], rows: list[CounterRow]) -> None:
-    """After ``Registry.write(rows)`` returned: the persisted reservations may be used."""
+    """After ``Registry.commit(rows, ...)`` returned: the persisted reservations may be used."""
     for r in rows:
         s = states.get(r.device_id)
         if s is not None and r.down_reserved > s.down_reserved:
