@@ -122,8 +122,8 @@ def encode_frame(keys, mtype, direction, device_id, counter, body, tag_len=TAG_S
     return bytes(buf)
 
 
-def peek_header(frame, tag_len=TAG_STD):
-    """Step 1 of spec section 3 without the direction checks.
+def peek_header(frame, tag_len=TAG_STD, expect=None):
+    """Step 1 of spec section 3; the direction checks only when ``expect`` (UP/DOWN) is given.
 
     Returns (version, direction, encrypted, mtype, device_id, counter_field, header_len);
     version is always VERSION (anything else raised bad_version). The header + tag length is
@@ -141,12 +141,15 @@ def peek_header(frame, tag_len=TAG_STD):
     mtype = hdr & _TYPE_MASK
     if not 0 < mtype <= _LAST_TYPE:
         raise ProtoError("unknown_type")
+    d = (hdr >> 5) & 1
+    if expect is not None and (d != expect or not _DIRS[mtype] & (1 << d)):
+        raise ProtoError("wrong_direction")  # before the long-header length, as the spec orders
     hl = _header_len(mtype)
     if n < hl:
         raise ProtoError("truncated")
     device_id = struct.unpack_from("<I", frame, 1)[0]
     counter = struct.unpack_from("<I" if hl == LONG_HEADER else "<H", frame, 5)[0]
-    return (VERSION, (hdr >> 5) & 1, bool(hdr & _ENC_BIT), mtype, device_id, counter, hl)
+    return (VERSION, d, bool(hdr & _ENC_BIT), mtype, device_id, counter, hl)
 
 
 def decode_frame(keys, frame, direction, device_id, window, tag_len=TAG_STD):
@@ -155,9 +158,7 @@ def decode_frame(keys, frame, direction, device_id, window, tag_len=TAG_STD):
     direction is the one this receiver expects (a device expects DOWN). The window is only
     updated once the tag has verified.
     """
-    _, d, enc, mtype, dev, field, hl = peek_header(frame, tag_len)
-    if d != direction or not _DIRS[mtype] & (1 << d):
-        raise ProtoError("wrong_direction")
+    _, d, enc, mtype, dev, field, hl = peek_header(frame, tag_len, direction)
     if dev != device_id:
         # A device ignores frames addressed to another device: it holds no key for them, which
         # is the gateway's "unknown_device" case (step 2), so the same reason is used.

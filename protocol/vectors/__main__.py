@@ -177,6 +177,7 @@ def decode() -> dict[str, Any]:
         _d("order-unknown-device-before-length", tel_frame[:1] + (DEV + 1).to_bytes(4, "little")
            + tel_frame[5:7]),
         _d("order-known-device-short-of-tag", tel_frame[:14]),
+        _d("order-wrong-direction-before-long-header-length", bytes([0x42]) + bytes(6)),
         _d("oversize", _raw(T.LOG, b"\x01\x00") + bytes(MAX_FRAME_SIZE)),
         _d("bad-version-0", _flip(tel_frame, 0, 0x40)),
         _d("bad-version-2", _raw(T.TELEMETRY, tel, hdr=0x83)),

@@ -223,7 +223,7 @@ class Fuzz:
             d ^= 1  # receiver expecting the other direction
         peeked = None
         try:
-            proto.peek_header(frame, tag_len)
+            proto.peek_header(frame, tag_len, d)
         except ProtoError as e:
             peeked = e.reason  # decode_frame starts with the same checks: same verdict
         try:
