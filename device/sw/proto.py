@@ -3,8 +3,13 @@
 Frames: encode_frame / peek_header / decode_frame (verify, then parse) and the replay Window.
 Bodies: pack_<msg> / unpack_<msg> with numbers for enumerations and tuples in spec field order,
 for firmware; pack_body / unpack_body with the dict conventions of the golden vectors (names,
-bytes as bytes), for tests and tools (they load sw/fields.py on first use). Every rejection is a
-ProtoError whose .reason is a spec section 8 reason.
+bytes as bytes), for tests and tools. Every rejection is a ProtoError whose .reason is a spec
+section 8 reason.
+
+This file holds what a sensor node runs: frames, and the bodies it sends or acts on. The rest
+of the codec (the other bodies, the dict form) is in sw/fields.py, loaded on first use through
+this module's __getattr__, so `proto.pack_fw_offer` works everywhere but costs a node no heap:
+on the unix port bytecode and names live in the heap, ~4 KB for those functions.
 
 Runs on MicroPython and on CPython 3.11 (CPython without body encryption: no cryptolib).
 """
@@ -19,13 +24,14 @@ except ImportError:  # CPython: const() is only a compiler hint
 from .crypto import Ctr, Hmac, ct_equal, derive
 
 # --- limits (spec section 1); every length from outside is checked against one of these ---
+# Only what a sensor node uses is public here; the other spec numbers are public in
+# sw/fields.py (through this module's __getattr__): each public name costs a node heap.
 MAX_FRAME_SIZE = const(1232)  # IPv6 minimum MTU minus IPv6+UDP headers: never fragmented
-MAX_THUMBNAIL = const(1024)  # a deflated 32x24 thermal thumbnail is ~300-700 bytes
-MAX_FW_CHUNK = const(1024)  # largest firmware chunk that fits a frame with headers and tag
-MAX_CONFIG_ENTRIES = const(32)  # more keys than any device has; bounds the decode loop
-MAX_CONFIG_VALUE = const(64)  # longest value is a WiFi passphrase (63 characters)
-MAX_LOG_TEXT = const(192)  # one log line; devices truncate longer ones
-MAX_STREAM_FRAME = const(1237)  # COBS of MAX_FRAME_SIZE, delimiter excluded
+_MAX_THUMBNAIL = const(1024)  # a deflated 32x24 thermal thumbnail is ~300-700 bytes
+_MAX_FW_CHUNK = const(1024)  # largest firmware chunk that fits a frame with headers and tag
+_MAX_CONFIG_ENTRIES = const(32)  # more keys than any device has; bounds the decode loop
+_MAX_CONFIG_VALUE = const(64)  # longest value is a WiFi passphrase (63 characters)
+_MAX_LOG_TEXT = const(192)  # one log line; devices truncate longer ones
 MAX_COUNTER = const(0xFFFFFFFF)  # after this the sender must be re-keyed
 RESYNC_AFTER = const(16384)  # frames without an authenticated downlink before HELLO again
 
@@ -34,13 +40,12 @@ RESYNC_AFTER = const(16384)  # frames without an authenticated downlink before H
 # ("schema_fingerprint"); tests/device checks that the two are equal.
 SCHEMA_FINGERPRINT = const(3968531341)
 
-VERSION = const(1)
+_VERSION = const(1)
 UP = const(0)
 DOWN = const(1)
 TAG_STD = const(8)  # std profile (UDP/WiFi)
-TAG_LORA = const(4)  # lora profile: every byte costs air time
-SHORT_HEADER = const(7)
-LONG_HEADER = const(9)
+_SHORT_HEADER = const(7)
+_LONG_HEADER = const(9)
 
 HELLO = const(1)
 WELCOME = const(2)
@@ -48,13 +53,8 @@ TELEMETRY = const(3)
 DETECTION = const(4)
 CONFIG_PUSH = const(5)
 CONFIG_ACK = const(6)
-FW_OFFER = const(7)
-FW_REQUEST = const(8)
-FW_CHUNK = const(9)
-FW_RESULT = const(10)
 ACK = const(11)
 NACK = const(12)
-LOG = const(13)
 
 TYPE_NAMES = (None, "HELLO", "WELCOME", "TELEMETRY", "DETECTION", "CONFIG_PUSH", "CONFIG_ACK",
               "FW_OFFER", "FW_REQUEST", "FW_CHUNK", "FW_RESULT", "ACK", "NACK", "LOG")
@@ -81,12 +81,16 @@ class ProtoError(Exception):
 
 
 class Keys:
-    """The four working keys of one device (spec section 2), with HMAC pads precomputed."""
+    """The four working keys of one device (spec section 2), as HMAC pads and CTR keystreams
+    by direction (UP, DOWN)."""
 
     def __init__(self, master):
-        self.mac_up, self.mac_down, self.enc_up, self.enc_down = derive(master)
-        self._mac = (Hmac(self.mac_up), Hmac(self.mac_down))
-        self._ctr = (Ctr(self.enc_up), Ctr(self.enc_down))
+        """master: the 32-byte master key, or the tuple of its working keys from derive()
+        (a node derives them at boot, while its heap is still in one piece)."""
+        mac_up, mac_down, enc_up, enc_down = (master if isinstance(master, tuple)
+                                              else derive(master))
+        self._mac = (Hmac(mac_up), Hmac(mac_down))
+        self._ctr = (Ctr(enc_up), Ctr(enc_down))
 
 
 # --- frames -------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ def encode_frame(keys, mtype, direction, device_id, counter, body, tag_len=TAG_S
     buf = bytearray(size)
     buf[0] = _VERSION_BITS | (direction << 5) | (_ENC_BIT if encrypt else 0) | mtype  # bit 5
     struct.pack_into("<I", buf, 1, device_id)
-    if hl == LONG_HEADER:
+    if hl == _LONG_HEADER:
         struct.pack_into("<I", buf, 5, counter)
     else:
         struct.pack_into("<H", buf, 5, counter & 0xFFFF)
@@ -126,14 +130,14 @@ def peek_header(frame, tag_len=TAG_STD, expect=None):
     """Step 1 of spec section 3; the direction checks only when ``expect`` (UP/DOWN) is given.
 
     Returns (version, direction, encrypted, mtype, device_id, counter_field, header_len);
-    version is always VERSION (anything else raised bad_version). The header + tag length is
+    version is always 1 (anything else raised bad_version). The header + tag length is
     checked by decode_frame after the device check (step 2), as the gateway must: it learns the
     tag length from the device record. tag_len is accepted for callers that pass it.
     """
     n = len(frame)
     if n > MAX_FRAME_SIZE:
         raise ProtoError("oversize")
-    if n < SHORT_HEADER:
+    if n < _SHORT_HEADER:
         raise ProtoError("truncated")
     hdr = frame[0]
     if hdr & 0xC0 != _VERSION_BITS:
@@ -148,8 +152,8 @@ def peek_header(frame, tag_len=TAG_STD, expect=None):
     if n < hl:
         raise ProtoError("truncated")
     device_id = struct.unpack_from("<I", frame, 1)[0]
-    counter = struct.unpack_from("<I" if hl == LONG_HEADER else "<H", frame, 5)[0]
-    return (VERSION, d, bool(hdr & _ENC_BIT), mtype, device_id, counter, hl)
+    counter = struct.unpack_from("<I" if hl == _LONG_HEADER else "<H", frame, 5)[0]
+    return (_VERSION, d, bool(hdr & _ENC_BIT), mtype, device_id, counter, hl)
 
 
 def decode_frame(keys, frame, direction, device_id, window, tag_len=TAG_STD):
@@ -165,7 +169,7 @@ def decode_frame(keys, frame, direction, device_id, window, tag_len=TAG_STD):
         raise ProtoError("unknown_device")
     if len(frame) < hl + tag_len:
         raise ProtoError("truncated")
-    counter = field if hl == LONG_HEADER else window.reconstruct(field)
+    counter = field if hl == _LONG_HEADER else window.reconstruct(field)
     end = len(frame) - tag_len
     tag = memoryview(_mac(keys, d, counter, frame, end))[:tag_len]
     if not ct_equal(tag, memoryview(frame)[end:]):
@@ -213,34 +217,25 @@ class Window:
             raise ProtoError("resync_required", "HELLO needed")
         return c
 
-    def check(self, counter):
-        """Raise replayed / too_old unless counter is acceptable; changes nothing."""
+    def accept(self, counter):
+        """Take counter (call only after the tag verified); replayed / too_old if it is not
+        acceptable, and then nothing changes."""
         h = self.highest
-        if h is None or counter > h:
-            return
-        if h - counter >= _WINDOW:
-            raise ProtoError("too_old")
-        if self._bits[(counter & 63) >> 3] & (1 << (counter & 7)):
-            raise ProtoError("replayed")
-
-    def commit(self, counter):
-        """Mark counter as seen (call only after the tag verified)."""
-        h = self.highest
+        bits = self._bits
+        if h is not None and counter <= h:
+            if h - counter >= _WINDOW:
+                raise ProtoError("too_old")
+            if bits[(counter & 63) >> 3] & (1 << (counter & 7)):
+                raise ProtoError("replayed")
         if h is None or counter - h >= _WINDOW:
             self.reset(counter)
             return
-        bits = self._bits
         while h < counter:  # fewer than 64 steps, checked above
             h += 1
             # the slot of a counter skipped over now stands for it: not seen yet
             bits[(h & 63) >> 3] &= ~(1 << (h & 7))
         self.highest = h  # max(H, counter)
         bits[(counter & 63) >> 3] |= 1 << (counter & 7)
-
-    def accept(self, counter):
-        """check() then commit()."""
-        self.check(counter)
-        self.commit(counter)
 
 
 # Tag input prefix, reused: the device is single-threaded and the MAC does not yield.
@@ -253,7 +248,7 @@ def _mac(keys, direction, counter, frame, end):
 
 
 def _header_len(mtype):
-    return LONG_HEADER if mtype == HELLO or mtype == WELCOME else SHORT_HEADER
+    return _LONG_HEADER if mtype == HELLO or mtype == WELCOME else _SHORT_HEADER
 
 
 # --- bodies -------------------------------------------------------------------------------
@@ -288,34 +283,27 @@ _RULES = (
     b"",  # TELEMETRY
     _r(1, _STRICT, 0, 2) + _r(2, _OPEN, 0, 5) + _r(3, _STRICT, 0, 100)
     + _r(11, _STRICT, 0, 999),  # DETECTION lifecycle, kind, confidence_pct, ts_ms
-    _r(1, _STRICT, 0, MAX_CONFIG_ENTRIES),  # CONFIG_PUSH n
+    _r(1, _STRICT, 0, _MAX_CONFIG_ENTRIES),  # CONFIG_PUSH n
     _r(1, _STRICT, 0, 2),  # CONFIG_ACK status
-    _r(5, _STRICT, 1, MAX_FW_CHUNK),  # FW_OFFER chunk_size
-    _r(2, _STRICT, 1, MAX_FW_CHUNK),  # FW_REQUEST length
-    _r(2, _STRICT, 0, MAX_FW_CHUNK),  # FW_CHUNK length
+    _r(5, _STRICT, 1, _MAX_FW_CHUNK),  # FW_OFFER chunk_size
+    _r(2, _STRICT, 1, _MAX_FW_CHUNK),  # FW_REQUEST length
+    _r(2, _STRICT, 0, _MAX_FW_CHUNK),  # FW_CHUNK length
     _r(1, _STRICT, 0, 7),  # FW_RESULT status
     b"",  # ACK
     _r(1, _OPEN, 0, 7),  # NACK code
-    _r(0, _STRICT, 0, 4) + _r(1, _STRICT, 0, MAX_LOG_TEXT),  # LOG level, length
-    _r(0, _STRICT, 1, 2) + _r(3, _STRICT, 0, MAX_THUMBNAIL),  # thumbnail format, len
+    _r(0, _STRICT, 0, 4) + _r(1, _STRICT, 0, _MAX_LOG_TEXT),  # LOG level, length
+    _r(0, _STRICT, 1, 2) + _r(3, _STRICT, 0, _MAX_THUMBNAIL),  # thumbnail format, len
     b"",  # HELLO config_version
 )
+del _r  # used above only: its code goes
 # struct.pack raises struct.error on CPython when a value does not fit; MicroPython truncates.
 _PACK_ERRORS = (getattr(struct, "error", ValueError), OverflowError)
 
 
-def _where(lid):
-    if lid == _THUMB:
-        return "DETECTION.thumbnail"
-    return TYPE_NAMES[HELLO if lid == _HELLO_G1 else lid]
-
-
 def _bad(lid, what):
-    return ProtoError("malformed", _where(lid) + ": " + what)
-
-
-def _u16(b, o):
-    return b[o] | (b[o + 1] << 8)
+    name = "DETECTION.thumbnail" if lid == _THUMB else TYPE_NAMES[HELLO if lid == _HELLO_G1
+                                                                  else lid]
+    return ProtoError("malformed", name + ": " + what)
 
 
 def _apply_rules(lid, vals):
@@ -323,7 +311,7 @@ def _apply_rules(lid, vals):
     rules = _RULES[lid]
     for o in range(0, len(rules), _REC):
         i = rules[o]
-        if not _u16(rules, o + 2) <= vals[i] <= _u16(rules, o + 4):
+        if not rules[o + 2] | rules[o + 3] << 8 <= vals[i] <= rules[o + 4] | rules[o + 5] << 8:
             if rules[o + 1] != _OPEN:
                 # by index: the names live in sw/fields.py, not in the device's RAM
                 raise _bad(lid, "field %d = %d" % (i, vals[i]))
@@ -352,52 +340,6 @@ def _pack(lid, vals):
     return out
 
 
-def _utf8_ok(b, i, end):
-    """Strict UTF-8 (RFC 3629, as CPython): MicroPython's decoder accepts surrogates and
-    overlong forms, which the gateway would reject."""
-    while i < end:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        lo = 0x80
-        hi = 0xBF
-        if 0xC2 <= c <= 0xDF:
-            n = 1
-        elif 0xE0 <= c <= 0xEF:
-            n = 2
-            if c == 0xE0:
-                lo = 0xA0  # overlong
-            elif c == 0xED:
-                hi = 0x9F  # surrogates
-        elif 0xF0 <= c <= 0xF4:
-            n = 3
-            if c == 0xF0:
-                lo = 0x90  # overlong
-            elif c == 0xF4:
-                hi = 0x8F  # above U+10FFFF
-        else:
-            return False
-        if i + n >= end:
-            return False  # sequence cut by the end of the text
-        if not lo <= b[i + 1] <= hi:
-            return False
-        for k in range(2, n + 1):
-            if not 0x80 <= b[i + k] <= 0xBF:
-                return False
-        i += n + 1
-    return True
-
-
-def _group_present(lid, body, off, size):
-    """True if a trailing group starts at off; a group that starts must be complete."""
-    if len(body) <= off:
-        return False
-    if len(body) < off + size:
-        raise _bad(lid, "trailing group cut at %d bytes" % (len(body) - off))
-    return True
-
-
 # --- per-message bodies (numbers for enums, spec field order) -------------------------------
 
 def pack_hello(fw_major, fw_minor, fw_patch, hw_kind, boot_reason, capabilities, schema, nonce,
@@ -408,20 +350,6 @@ def pack_hello(fw_major, fw_minor, fw_patch, hw_kind, boot_reason, capabilities,
     if config_version == 0:
         return core  # the golden vectors omit a group that holds only its default
     return core + _pack(_HELLO_G1, (config_version,))
-
-
-def unpack_hello(body):
-    """HELLO fields in spec order; config_version 0 when group 1 is absent."""
-    vals = _core(HELLO, body)
-    off = _SIZES[HELLO]
-    vals.append(_core(_HELLO_G1, body, off)[0]
-                if _group_present(HELLO, body, off, _SIZES[_HELLO_G1]) else 0)
-    return tuple(vals)
-
-
-def pack_welcome(nonce, unix_s, unix_ms, config_version, flags):
-    """WELCOME body (17 bytes)."""
-    return _pack(WELCOME, (nonce, unix_s, unix_ms, config_version, flags))
 
 
 def unpack_welcome(body):
@@ -436,11 +364,6 @@ def pack_telemetry(battery_mv, solar_mv, charge_ma, temperature_cc, humidity_hal
                              rssi_dbm, uptime_s, boot_count, free_heap_64, flags))
 
 
-def unpack_telemetry(body):
-    """TELEMETRY fields in spec order."""
-    return tuple(_core(TELEMETRY, body))
-
-
 def pack_detection(event_id, lifecycle, kind, confidence_pct, box_x, box_y, box_w, box_h,
                    peak_cc, count, ts_s, ts_ms, thumbnail=None):
     """DETECTION body; thumbnail is None or (format, w, h, data)."""
@@ -452,45 +375,9 @@ def pack_detection(event_id, lifecycle, kind, confidence_pct, box_x, box_y, box_
     return core + _pack(_THUMB, (fmt, w, h, len(data))) + data
 
 
-def unpack_detection(body):
-    """DETECTION fields in spec order; thumbnail None or (format, w, h, data)."""
-    vals = _core(DETECTION, body)
-    off = _SIZES[DETECTION]
-    thumb = None
-    if _group_present(_THUMB, body, off, _SIZES[_THUMB]):
-        fmt, w, h, n = _core(_THUMB, body, off)  # n <= MAX_THUMBNAIL, checked
-        off += _SIZES[_THUMB]
-        if len(body) < off + n:
-            raise _bad(_THUMB, "data cut")
-        thumb = (fmt, w, h, bytes(memoryview(body)[off:off + n]))
-    vals.append(thumb)
-    return tuple(vals)
-
-
-def pack_config_push(config_version, entries):
-    """CONFIG_PUSH body; entries is a sequence of (key, value bytes), keys strictly increasing."""
-    size = _SIZES[CONFIG_PUSH]
-    last = -1
-    for key, value in entries:
-        if not last < key <= 0xFF or len(value) > MAX_CONFIG_VALUE:
-            raise _bad(CONFIG_PUSH, "entry key %d" % key)
-        last = key
-        size += 2 + len(value)
-    out = bytearray(size)  # one buffer, not a list of pieces: the heap stays in one piece
-    out[0:3] = _pack(CONFIG_PUSH, (config_version, len(entries)))
-    off = 3
-    for key, value in entries:
-        out[off] = key
-        out[off + 1] = len(value)
-        off += 2
-        out[off:off + len(value)] = value
-        off += len(value)
-    return bytes(out)
-
-
 def unpack_config_push(body):
     """(config_version, [(key, value), ...])."""
-    cv, n = _core(CONFIG_PUSH, body)  # n <= MAX_CONFIG_ENTRIES, checked
+    cv, n = _core(CONFIG_PUSH, body)  # n <= _MAX_CONFIG_ENTRIES, checked
     off = _SIZES[CONFIG_PUSH]
     entries = []
     last = -1
@@ -501,7 +388,7 @@ def unpack_config_push(body):
         size = body[off + 1]
         if key <= last:
             raise _bad(CONFIG_PUSH, "key %d not increasing" % key)
-        if size > MAX_CONFIG_VALUE:
+        if size > _MAX_CONFIG_VALUE:
             raise _bad(CONFIG_PUSH, "value of %d bytes" % size)
         off += 2
         if len(body) < off + size:
@@ -515,60 +402,6 @@ def unpack_config_push(body):
 def pack_config_ack(config_version, status, bad_key):
     """CONFIG_ACK body (4 bytes)."""
     return _pack(CONFIG_ACK, (config_version, status, bad_key))
-
-
-def unpack_config_ack(body):
-    """(config_version, status, bad_key)."""
-    return tuple(_core(CONFIG_ACK, body))
-
-
-def pack_fw_offer(offer_id, fw_major, fw_minor, fw_patch, size, chunk_size, sha256):
-    """FW_OFFER body (44 bytes)."""
-    return _pack(FW_OFFER, (offer_id, fw_major, fw_minor, fw_patch, size, chunk_size, sha256))
-
-
-def unpack_fw_offer(body):
-    """(offer_id, fw_major, fw_minor, fw_patch, size, chunk_size, sha256)."""
-    return tuple(_core(FW_OFFER, body))
-
-
-def pack_fw_request(offer_id, offset, length):
-    """FW_REQUEST body (8 bytes)."""
-    return _pack(FW_REQUEST, (offer_id, offset, length))
-
-
-def unpack_fw_request(body):
-    """(offer_id, offset, length)."""
-    return tuple(_core(FW_REQUEST, body))
-
-
-def pack_fw_chunk(offer_id, offset, data):
-    """FW_CHUNK body; length is len(data)."""
-    return _pack(FW_CHUNK, (offer_id, offset, len(data))) + data
-
-
-def unpack_fw_chunk(body):
-    """(offer_id, offset, data)."""
-    offer_id, offset, n = _core(FW_CHUNK, body)  # n <= MAX_FW_CHUNK, checked
-    off = _SIZES[FW_CHUNK]
-    if len(body) < off + n:
-        raise _bad(FW_CHUNK, "data cut")
-    return offer_id, offset, bytes(memoryview(body)[off:off + n])
-
-
-def pack_fw_result(offer_id, status, fw_major, fw_minor, fw_patch):
-    """FW_RESULT body (7 bytes)."""
-    return _pack(FW_RESULT, (offer_id, status, fw_major, fw_minor, fw_patch))
-
-
-def unpack_fw_result(body):
-    """(offer_id, status, fw_major, fw_minor, fw_patch)."""
-    return tuple(_core(FW_RESULT, body))
-
-
-def pack_ack(acked_counter, acked_type):
-    """ACK body (5 bytes)."""
-    return _pack(ACK, (acked_counter, acked_type))
 
 
 def unpack_ack(body):
@@ -586,47 +419,8 @@ def unpack_nack(body):
     return tuple(_core(NACK, body))
 
 
-def pack_log(level, text):
-    """LOG body; text (str) is cut to MAX_LOG_TEXT bytes at a character boundary."""
-    raw = text.encode("utf-8")
-    n = len(raw)
-    if n > MAX_LOG_TEXT:
-        n = MAX_LOG_TEXT
-        while raw[n] & 0xC0 == 0x80:  # never cut inside a multi-byte character
-            n -= 1
-    return _pack(LOG, (level, n)) + raw[:n]
+def __getattr__(name):
+    """The rest of the codec (sw/fields.py), loaded on first use."""
+    from . import fields
 
-
-def unpack_log(body):
-    """(level, text); invalid UTF-8 is malformed."""
-    level, n = _core(LOG, body)  # n <= MAX_LOG_TEXT, checked
-    off = _SIZES[LOG]
-    if len(body) < off + n:
-        raise _bad(LOG, "text cut")
-    if not _utf8_ok(body, off, off + n):
-        raise _bad(LOG, "text is not UTF-8")
-    return level, bytes(memoryview(body)[off:off + n]).decode("utf-8")
-
-
-_PACKERS = (None, pack_hello, pack_welcome, pack_telemetry, pack_detection, pack_config_push,
-            pack_config_ack, pack_fw_offer, pack_fw_request, pack_fw_chunk, pack_fw_result,
-            pack_ack, pack_nack, pack_log)
-_UNPACKERS = (None, unpack_hello, unpack_welcome, unpack_telemetry, unpack_detection,
-              unpack_config_push, unpack_config_ack, unpack_fw_offer, unpack_fw_request,
-              unpack_fw_chunk, unpack_fw_result, unpack_ack, unpack_nack, unpack_log)
-
-
-# --- dict form (golden-vector conventions, spec section 9) ----------------------------------
-
-def pack_body(mtype, fields):
-    """Body from a dict keyed by spec field names, enumerations by name (sw/fields.py)."""
-    from .fields import pack_body as pack  # only tests and tools need names: loaded late
-
-    return pack(mtype, fields)
-
-
-def unpack_body(mtype, body):
-    """Dict of the body's fields, enumerations by name; raises ProtoError('malformed')."""
-    from .fields import unpack_body as unpack  # only tests and tools need names: loaded late
-
-    return unpack(mtype, body)
+    return getattr(fields, name)

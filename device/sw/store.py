@@ -8,13 +8,6 @@ def path(flash, name):
     return flash.rstrip("/") + "/" + name if flash else name
 
 
-def write_json(fname, doc):
-    """Replace fname atomically with doc as JSON."""
-    import json
-
-    write_atomic(fname, doc, json.dump)
-
-
 def write_atomic(fname, data, dump=None):
     """Write a temporary file, then rename it over the old one; dump(data, f) writes data if
     given (json.dump streams: no copy of the whole document in the heap).

@@ -26,12 +26,13 @@ from sw.hal.hw import HardwareMissing  # noqa: E402
 counts = [0, 0]  # passed, failed
 IDENTITY = {"gateway": {"host": "127.0.0.1", "port": 47001}}
 CONFIG = {"radar_window_ms": 700, "pir": {"seed": 1, "mean_interval_s": 600, "duration_s": 5},
-          "battery": {"initial_mv": 3950, "discharge_mv_per_h": 2}}
+          "battery": {"initial_mv": 3950},
+          "sim": {"warp": False, "start_s": 0, "panel": 1.0, "outages": []}}
 ROLES = (("battery", "read_mv"), ("power", "read_power"), ("env", "read_env"),
-         ("radio", "rssi"), ("thermo", "read_cc"), ("clock", "at"), ("link", "send"))
-NODE_ROLES = (("confirm", "confidence"), ("pir", "edge"))
+         ("radio", "rssi"), ("thermo", "read_cc"), ("clock", "now"), ("link", "send"))
+NODE_ROLES = (("confirm", "confidence"), ("pir", "edge"), ("sleep", "wait"))
 DRIVERS = ("sw.hal.mlx90640", "sw.hal.ld2410", "sw.hal.ld2410_virtual", "sw.hal.ina219",
-           "sw.hal.battery_adc", "sw.hal.pir_pin", "sw.hal.hw")
+           "sw.hal.battery_adc", "sw.hal.pir_pin", "sw.hal.hw", "sw.hal.sleep")
 
 
 def check(name, ok, detail=""):
@@ -49,13 +50,14 @@ class Pin:
     IN = 1
     OUT = 2
     IRQ_RISING = 4
+    IRQ_FALLING = 8
 
     def __init__(self, n, mode=None):
         self.n = n
         self.mode = mode
         built.append(("Pin", n, mode))
 
-    def irq(self, handler, trigger=None):
+    def irq(self, handler, trigger=None, wake=None):
         built.append(("irq", self.n, trigger))
 
     def value(self, v=None):

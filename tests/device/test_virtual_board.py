@@ -25,13 +25,8 @@ import pytest
 from protocol import (
     SCHEMA_FINGERPRINT,
     DeviceKeys,
-    ProtocolError,
     Received,
-    ReplayWindow,
     encode_frame,
-    open_frame,
-    peek_header,
-    seal,
 )
 from protocol.messages import (
     Ack,
@@ -50,8 +45,8 @@ from protocol.messages import (
     NackCode,
     Telemetry,
     TelemetryFlag,
-    Welcome,
 )
+from shorewatch.fakegateway import DEVICE_ID, MASTER, TAG_LEN, UNIX_S, FakeGateway, Hook
 from shorewatch.peers import build_firmware, micropython_binary, mpy_cross_binary
 
 pytestmark = pytest.mark.integration
@@ -59,10 +54,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = ROOT / "device"
 HEAP = "64k"
-MASTER = bytes(range(32))
-DEVICE_ID = 0x00C0FFEE
-TAG_LEN = 8
-UNIX_S = 1_790_000_000  # the gateway's clock in WELCOME (2026-09-21 13:33:20 UTC)
 CAPABILITIES = Capability.PIR | Capability.POWER_MONITOR | Capability.BATTERY_ADC \
     | Capability.ENCRYPTION
 ARCHES = ("xtensawin", "armv6m")  # ESP32-S3/C3 class and RP2040 class boards
@@ -81,112 +72,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_firmware(tmp_path_factory.mktemp("device-build") / "fw")
 
 
-# --- the fake gateway ------------------------------------------------------------------------
-
-Hook = Callable[["FakeGateway", Received], None]
-
-
-class FakeGateway:
-    """Just enough gateway at the codec seam: verify every uplink, WELCOME a HELLO, ACK a
-    DETECTION. The uplink replay window lives as long as the object, across device reboots,
-    so a reused counter shows up as a rejection."""
-
-    def __init__(self, master: bytes = MASTER, device_id: int = DEVICE_ID) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.keys = DeviceKeys.from_master(master)
-        self.device_id = device_id
-        self.up = ReplayWindow()
-        self.down_counter = 1000  # the gateway's own downlink counter, never reset here
-        self.frames: list[Received] = []
-        self.times: list[float] = []  # arrival (monotonic) of each frame
-        self.errors: list[ProtocolError] = []
-        self.addr: tuple[str, int] | None = None
-        self.drop_acks = 0  # ACKs of detections to "lose" (the first ones)
-        self.ignore_hellos = 0  # HELLOs to leave unanswered (the first ones)
-        self.hooks: list[Hook] = []
-        self.last_welcome: bytes = b""
-        self.last_ack: bytes = b""
-
-    @property
-    def port(self) -> int:
-        port: int = self.sock.getsockname()[1]
-        return port
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def of(self, kind: type[Any]) -> list[Received]:
-        return [r for r in self.frames if isinstance(r.message, kind)]
-
-    def seal(self, mtype: MessageType, body: bytes, *, keys: DeviceKeys | None = None,
-             device_id: int | None = None, direction: Direction = Direction.DOWN) -> bytes:
-        """A downlink frame from an encoded body with the next counter (for forgeries)."""
-        self.down_counter += 1
-        return seal(mtype, body, keys=keys or self.keys, direction=direction,
-                    device_id=self.device_id if device_id is None else device_id,
-                    counter=self.down_counter, tag_len=TAG_LEN)
-
-    def send(self, message: Any, *, encrypt: bool = False) -> bytes:
-        self.down_counter += 1
-        frame = encode_frame(message, keys=self.keys, direction=Direction.DOWN,
-                             device_id=self.device_id, counter=self.down_counter,
-                             tag_len=TAG_LEN, encrypt=encrypt)
-        self.send_raw(frame)
-        return frame
-
-    def send_raw(self, data: bytes) -> None:
-        assert self.addr is not None, "the device has not spoken yet"
-        self.sock.sendto(data, self.addr)
-
-    def serve(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
-        """Answer the device until it exits (then drain what is left), at most timeout s."""
-        deadline = time.monotonic() + timeout
-        exited_at: float | None = None
-        while True:
-            now = time.monotonic()
-            if exited_at is None and proc.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > 0.2:
-                return
-            if now > deadline:
-                proc.kill()
-                proc.wait(5)
-                pytest.fail(f"the board did not stop within {timeout:.0f} s")
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            self.addr = addr
-            self._handle(data)
-
-    def _handle(self, data: bytes) -> None:
-        try:
-            header = peek_header(data, Direction.UP)
-            assert header.device_id == self.device_id
-            received = open_frame(data, header, self.keys, self.up, TAG_LEN)
-        except ProtocolError as exc:
-            self.errors.append(exc)
-            return
-        self.frames.append(received)
-        self.times.append(time.monotonic())
-        msg = received.message
-        if isinstance(msg, Hello):
-            if self.ignore_hellos:
-                self.ignore_hellos -= 1
-            else:
-                self.last_welcome = self.send(Welcome(nonce=msg.nonce, unix_s=UNIX_S,
-                                                      unix_ms=250, config_version=0, flags=0))
-        elif isinstance(msg, Detection):
-            if self.drop_acks:
-                self.drop_acks -= 1
-            else:
-                self.last_ack = self.send(Ack(acked_counter=received.counter,
-                                              acked_type=MessageType.DETECTION))
-        for hook in list(self.hooks):
-            hook(self, received)
-
+# --- the fake gateway (shorewatch/fakegateway.py) ------------------------------------------
 
 @pytest.fixture
 def gateway() -> Iterator[FakeGateway]:
@@ -410,36 +296,45 @@ def test_unacked_detection_is_retransmitted_with_a_new_counter(build: Path,
     assert run.logs(f"I app: event {sends[0].message.event_id} new acked")
 
 
-def test_detections_that_are_never_acked_are_parked_after_bounded_retries(
+def test_detections_that_are_never_acked_are_parked_until_the_next_telemetry(
         build: Path, gateway: FakeGateway, tmp_path: Path) -> None:
     gateway.drop_acks = 1000
-    cfg = config(run_for_s=3, update_interval_s=0,
+    cfg = config(run_for_s=2.8, report_interval_s=1.5, update_interval_s=0,
                  pir={"seed": 5, "mean_interval_s": 0.3, "duration_s": 5},
                  link={"ack_timeout_s": 0.1, "max_retries": 2})
     run = run_board(build / "main.py", make_board(tmp_path / "board", gateway.port, cfg),
                     gateway)
     assert_clean(run)
     sends = gateway.of(Detection)
-    assert len(sends) == 3  # 1 + max_retries, then parked until the gateway answers again
-    assert len({r.counter for r in sends}) == 3
-    assert run.logs("no ACK after 3 sends, parked")
-    later = [t["flags"] for t in run.telemetry[-2:]]
-    assert all(f & TelemetryFlag.LINK_DEGRADED for f in later)
+    # 1 + max_retries sends, parked; the next TELEMETRY takes it along for one more round
+    # (power.py: after a failed delivery only the next TELEMETRY tries again)
+    assert len(sends) == 6
+    assert len({r.counter for r in sends}) == 6
+    assert len({r.message.event_id for r in sends}) == 1
+    assert len(run.logs("no ACK after 3 sends, parked")) == 2
+    order = [type(r.message) for r in gateway.frames if isinstance(r.message, Telemetry | Detection)]
+    second_round = order.index(Detection, order.index(Detection) + 3)
+    assert order[second_round - 1] is Telemetry
+    # the TELEMETRY after the first round says the link is degraded
+    assert run.telemetry[1]["flags"] & TelemetryFlag.LINK_DEGRADED
+    assert not run.telemetry[0]["flags"] & TelemetryFlag.LINK_DEGRADED
 
 
-def test_queue_drops_the_oldest_detection_when_full(build: Path, gateway: FakeGateway,
+def test_store_drops_the_oldest_detection_when_full(build: Path, gateway: FakeGateway,
                                                     tmp_path: Path) -> None:
     gateway.drop_acks = 1000
-    cfg = config(run_for_s=3, update_interval_s=0,
-                 pir={"seed": 8, "mean_interval_s": 0.1, "duration_s": 0.05},
-                 link={"ack_timeout_s": 5, "max_retries": 1})
+    cfg = config(run_for_s=5, update_interval_s=0,
+                 pir={"seed": 8, "mean_interval_s": 0.05, "duration_s": 0.02},
+                 link={"ack_timeout_s": 10, "max_retries": 1})
     run = run_board(build / "main.py", make_board(tmp_path / "board", gateway.port, cfg),
                     gateway)
     assert_clean(run)
-    dropped = run.logs("queue full: event")
+    dropped = [int(line.split()[5]) for line in run.logs("store full: event")]
     assert dropped
-    assert len(run.events) == 8 + len(dropped)  # 8 queued at the end, the others dropped
-    assert run.logs("8 detections pending")
+    assert dropped == sorted(dropped)  # the oldest go first
+    assert run.logs("64 detections pending")  # power.STORE_MAX, packed 16 bytes each
+    # at most 8 in flight: the others wait in the store for an ACK to make room
+    assert 8 <= len(run.events) <= 8 + len(dropped)
     flags = [t["flags"] for t in run.telemetry]
     assert not flags[0] & TelemetryFlag.STORE_OVERFLOW
     assert flags[-1] & TelemetryFlag.STORE_OVERFLOW  # and it stays set
@@ -509,12 +404,22 @@ def test_config_push_is_applied_persisted_and_acknowledged(build: Path, gateway:
     gaps = [b - a for a, b in itertools.pairwise(at[1:])]
     assert gaps
     assert all(0.6 < g < 1.5 for g in gaps), gaps
-    saved = json.loads((board / "config.json").read_text())
-    assert saved["report_interval_s"] == 1
-    assert saved["detection_sensitivity"] == 40
-    assert saved["config_version"] == 9
-    assert saved["pir"]["seed"] == 3  # the rest of the config survives the rewrite
-    assert not (board / "config.json.tmp").exists()
+    # pushed settings go to pushed.json, over the provisioned config.json (which stays)
+    saved = json.loads((board / "pushed.json").read_text())
+    assert saved == {"report_interval_s": 1, "detection_sensitivity": 40, "config_version": 9}
+    provisioned = json.loads((board / "config.json").read_text())
+    assert provisioned["report_interval_s"] == 30
+    assert provisioned["pir"]["seed"] == 3
+    assert not (board / "pushed.json.tmp").exists()
+    # and they hold after a reboot: the HELLO names config 9, TELEMETRY comes every second
+    (board / "config.json").write_text(json.dumps({**provisioned, "run_for_s": 2.5}))
+    n = len(gateway.frames)
+    again = run_board(build / "main.py", board, gateway)
+    assert_clean(again)
+    hello = gateway.frames[n].message
+    assert isinstance(hello, Hello)
+    assert hello.config_version == 9
+    assert 2 <= len(again.telemetry) <= 4
 
 
 def test_nack_resync_required_makes_the_board_hello_again(build: Path, gateway: FakeGateway,
@@ -665,7 +570,7 @@ def test_ctrl_c_stops_the_board_cleanly(build: Path, gateway: FakeGateway,
                 data, gateway.addr = gateway.sock.recvfrom(4096)
             except TimeoutError:
                 continue
-            gateway._handle(data)
+            gateway.handle(data)
         proc.send_signal(signal.SIGINT)
         try:
             _, err = proc.communicate(timeout=10)

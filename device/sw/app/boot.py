@@ -13,23 +13,26 @@ class BootError(Exception):
 
 
 # (name, lo, hi, default) of the settings a CONFIG_PUSH may change and config.json may omit;
-# report_interval_s is pushable too, but required.
+# report_interval_s is pushable too, but required in config.json.
 _PUSHABLE = (
     ("detection_sensitivity", 0, 100, 50),
     ("pir_holdoff_s", 0, 0xFFFF, 0),
     ("battery_low_mv", 0, 0xFFFF, 3300),
-    ("radar_window_ms", 0, 0xFFFF, 500),
+    ("radar_window_ms", 0, 0xFFFF, 2000),  # the policy's normal-mode window (power.py)
 )
+_PUSHED = ("report_interval_s", "config_version", "detection_sensitivity", "pir_holdoff_s",
+           "battery_low_mv", "radar_window_ms")  # what pushed.json may hold
 
 
 def load(argv):
-    """(flash, identity, config, boot_count) for the flash directory argv[1] ("" = current
-    directory, as on a board), or exit code 2 after a one-line reason on stderr."""
+    """(flash, identity, config) for the flash directory argv[1] ("" = current directory, as
+    on a board), or exit code 2 after a one-line reason on stderr. The boot is counted later,
+    by the node: a wake from deep sleep that kept its state is not a boot."""
     flash = argv[1] if len(argv) > 1 else ""
     try:
         ident = load_identity(store.path(flash, "identity.json"))
-        cfg = load_config(store.path(flash, "config.json"))
-        return flash, ident, cfg, _bump(store.path(flash, "boot_count"))
+        cfg = load_config(store.path(flash, "config.json"), store.path(flash, "pushed.json"))
+        return flash, ident, cfg
     except (BootError, OSError) as e:
         print("shorewatch: %s" % e, file=sys.stderr)
         return 2
@@ -45,7 +48,7 @@ def unload():
 
 
 def load_identity(fname):
-    """Provisioned identity; master_key comes back as 32 bytes."""
+    """Provisioned identity; master_key comes back as its four working keys (derive())."""
     import binascii
 
     doc = _read_json(fname)
@@ -55,9 +58,14 @@ def load_identity(fname):
     if not isinstance(key, str) or len(key) != 64:
         raise BootError(w + "master_key must be 64 hex characters")
     try:
-        doc["master_key"] = binascii.unhexlify(key)
+        master = binascii.unhexlify(key)
     except ValueError:
         raise BootError(w + "master_key is not hexadecimal")
+    # the working keys now, while the heap is empty (derivation makes garbage); the master key
+    # is not kept in RAM after this
+    from ..crypto import derive
+
+    doc["master_key"] = derive(master)
     tag = doc.get("tag_len")
     if not isinstance(tag, int) or isinstance(tag, bool) or tag not in (4, 8):
         raise BootError(w + "tag_len must be 8 (std) or 4 (lora)")
@@ -76,8 +84,10 @@ def load_identity(fname):
     return doc
 
 
-def load_config(fname):
-    """Device configuration with every default filled in (the dict is written back as is)."""
+def load_config(fname, pushed=None):
+    """Device configuration with every default filled in, and the settings of the last
+    CONFIG_PUSH (pushed.json, sw/app/config_push.py) over it. config.json stays as it was
+    provisioned; a pushed.json that does not pass the checks is ignored with a warning."""
     from .. import log
 
     doc = _read_json(fname)
@@ -86,9 +96,18 @@ def load_config(fname):
     if doc.get("run_for_s") is not None:
         _num(doc, "run_for_s", 0.01, 1e7, None, w)
     _num(doc, "update_interval_s", 0, 0xFFFF, 0, w)
-    _int(doc, "config_version", 0, 0xFFFF, w, 0)
-    for name, lo, hi, default in _PUSHABLE:
-        _int(doc, name, lo, hi, w, default)
+    _pushable(doc, w)
+    if pushed is not None and _exists(pushed):  # none pushed yet is the usual case
+        try:
+            over = _read_json(pushed)
+            trial = dict(doc)
+            for name in _PUSHED:
+                if name in over:
+                    trial[name] = over[name]
+            _pushable(trial, pushed + ": ")
+            doc = trial
+        except BootError as e:
+            print("W boot: %s: ignored" % e)
     if doc.setdefault("log_level", "info") not in log.NAMES:
         raise BootError(w + "log_level must be one of " + ", ".join(log.NAMES))
     pir = _obj(doc, "pir", w, {})
@@ -97,11 +116,39 @@ def load_config(fname):
     _num(pir, "duration_s", 0, 1e5, 5, w + "pir.")
     bat = _obj(doc, "battery", w, {})
     _int(bat, "initial_mv", 2800, 4500, w + "battery.", 3950)
-    _num(bat, "discharge_mv_per_h", 0, 1000, 2, w + "battery.")
+    sim = _obj(doc, "sim", w, {})
+    if sim.setdefault("warp", False) not in (True, False):
+        raise BootError(w + "sim.warp must be true or false")
+    _int(sim, "start_s", 0, 0xFFFFFFFF, w + "sim.", 0)
+    _num(sim, "panel", 0, 1, 1.0, w + "sim.")
+    out = sim.setdefault("outages", [])
+    if not isinstance(out, list) or len(out) > 32 or not all(
+            isinstance(o, list) and len(o) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in o)
+            for o in out):
+        raise BootError(w + "sim.outages must be a list of at most 32 [from_s, to_s] pairs")
     link = _obj(doc, "link", w, {})
     _num(link, "ack_timeout_s", 0.05, 600, 2, w + "link.")
     _int(link, "max_retries", 0, 10, w + "link.", 3)
     return doc
+
+
+def _exists(fname):
+    import os
+
+    try:
+        os.stat(fname)
+        return True
+    except OSError:
+        return False
+
+
+def _pushable(doc, w):
+    """Check (and default) the settings a CONFIG_PUSH may change."""
+    _num(doc, "report_interval_s", 0.01, 0xFFFF, None, w)
+    _int(doc, "config_version", 0, 0xFFFF, w, 0)
+    for name, lo, hi, default in _PUSHABLE:
+        _int(doc, name, lo, hi, w, default)
 
 
 def _read_json(fname):
@@ -117,22 +164,6 @@ def _read_json(fname):
     if not isinstance(doc, dict):
         raise BootError(fname + ": not a JSON object")
     return doc
-
-
-def _bump(fname):
-    """Boot count + 1 (u16, wraps), persisted before anything is sent: it is part of every
-    event_id of this boot, so a reused value would collide with an earlier boot's events."""
-    n = 0
-    try:
-        with open(fname) as f:
-            n = int(f.read())
-    except OSError:
-        pass  # first boot
-    except ValueError:
-        print("W boot: %s unreadable, boot count restarts" % fname)
-    n = (n + 1) & 0xFFFF
-    store.write_atomic(fname, str(n))
-    return n
 
 
 def _obj(doc, name, where, default=None):

@@ -1,47 +1,32 @@
-"""Sensor node application: session (HELLO/WELCOME), telemetry, PIR detections, downlink.
+"""Sensor node application: session (HELLO/WELCOME), telemetry, PIR detections, downlink, and
+the duty cycle of sw/app/power.py.
 
-A deadline loop: every activity keeps the ticks_ms at which it is next due; the loop runs what
-is due, then sleeps in select.poll until the earliest deadline or a datagram. No busy waiting,
-no threads, and it maps directly onto light/deep sleep later ("sleep until the next deadline").
-It replaced an asyncio version that needed ~9 KB more heap (tasks, events, wait_for).
+A deadline loop: every activity keeps the tick at which it is next due; the loop runs what is
+due, then hands the wait to the board's sleep driver: select.poll on the unix port, simulated
+time on the accelerated virtual board (hal/warp.py), light or deep sleep on a real board
+(hal/sleep.py) when nothing is awaited. Ticks come from the board's clock (clock.now()), never
+from time.ticks_ms directly, so a virtual board can run a night in seconds.
 
 Code size matters: bytecode is loaded into the heap on the unix port, and every class and
-method costs there, hence lists with named indices instead of small record classes.
+method costs there. Detections live packed in sw/app/events.py, not as objects.
 """
 import gc
 import json
 import os
-import select
 import sys
-from time import ticks_add, ticks_diff, ticks_ms
+from time import ticks_add, ticks_diff
 
 from micropython import const
 
-from .. import log, proto, store
-from ..counter import Counter
+from .. import log, proto
+from . import events, power
 
 FW_VERSION = (0, 1, 0)
 
-_HELLO_TRIES = const(6)  # per round; then _HELLO_PAUSE_MS and a new round
-_HELLO_FIRST_MS = const(500)  # a gateway on the LAN answers within a few ms
-_HELLO_MAX_MS = const(8000)
-_HELLO_PAUSE_MS = const(60000)
-_QUEUE_MAX = const(8)  # detections awaiting ACK, ~150 bytes each
-_KEEP_COUNTERS = const(4)  # an ACK naming an older send of the same detection still counts
+_INFLIGHT = const(8)  # detections sent and not yet ACKed, at most
 _MAX_SLEEP_MS = const(60000)  # the loop looks around at least this often
 _NOT_MEASURED = const(-32768)
 _OOM_FATAL = const(20)  # MemoryErrors in a row before the node gives up (a watchdog resets it)
-
-# A queued detection is a list: fields fixed at creation, body packed at the first send.
-_EID = const(0)
-_LIFE = const(1)
-_CONF = const(2)
-_PEAK = const(3)
-_TICKS = const(4)  # when it happened: ts_s/ts_ms come from the clock at the first send
-_BODY = const(5)
-_SENT = const(6)  # counters it was sent with
-_TRIES = const(7)  # sends in the current round
-_DUE = const(8)  # ticks_ms of the next (re)send; None while parked
 
 # wire numbers (spec section 5)
 _PERSON = const(1)
@@ -55,6 +40,7 @@ _NACK_FINAL = (1, 2, 7)  # malformed, unsupported, too_large: resending cannot h
 # TELEMETRY flags
 _F_CHARGING = const(1)
 _F_BATTERY_LOW = const(2)
+_F_POWER_SAVE = const(4)
 _F_SENSOR_FAULT = const(8)
 _F_CLOCK_UNSYNCED = const(16)
 _F_STORE_OVERFLOW = const(32)
@@ -63,75 +49,60 @@ _TELEMETRY_FIELDS = ("battery_mv", "solar_mv", "charge_ma", "temperature_cc",
                      "humidity_half_pct", "rssi_dbm", "uptime_s", "boot_count", "free_heap_64",
                      "flags")
 
+# The settings the node keeps, by index into Node.cfg (config.json keys; link.* are nested).
+# The rest of config.json is for boot only: the dict itself is not kept (~2 KB of heap).
+_CFG = ("report_interval_s", "update_interval_s", "config_version", "detection_sensitivity",
+        "pir_holdoff_s", "battery_low_mv", "radar_window_ms", "run_for_s")
+_REPORT = const(0)
+_UPDATE_S = const(1)
+_VERSION = const(2)
+_SENSITIVITY = const(3)
+_HOLDOFF = const(4)
+_LOW_MV = const(5)
+_RADAR = const(6)
+_RUN_FOR = const(7)
+_ACK_MS = const(8)
+_RETRIES = const(9)
+
 _TAG = "app"
+# Node.info: (board name, hw_kind, boot_reason, capabilities, device_id, tag_len)
+_DEV = const(4)
+_TAG_LEN = const(5)
 
 
 class Node:
-    """The running node: Node(...), then attach(board, info), then main()."""
-
-    def __init__(self, flash, ident, cfg, boot_count):
-        # Only what needs no board: start.py builds the Node before the board code is loaded
-        # and dropped again, so these long-lived objects sit below it (fewer heap holes).
-        self.flash = flash
-        self.cfg = cfg
-        self.boot_count = boot_count
-        self.dev = ident["device_id"]
-        self.tag_len = ident["tag_len"]
-        self.keys = proto.Keys(ident["master_key"])
-        self.counter = None  # reserved in attach(), once the board is known to exist
-        self.window = proto.Window()  # downlink; H comes from the WELCOME
-        self.poller = select.poll()
-        self.board = None
-        self.info = None
-        self.queue = []  # detections awaiting ACK, oldest first
-        self.overflow = False  # a detection was dropped: TELEMETRY store_overflow (sticky)
-        self.synced = False
-        self.rejected = 0  # downlink datagrams the codec refused
-        self.oom = 0  # MemoryErrors survived
-        self.exit_code = None  # set to stop the loop
-        now = ticks_ms()
-        self._uptime_ms = 0
-        self._uptime_t = now
-        self._up_at_down = 0  # uplink counter when the last authenticated downlink arrived
-        self._nonces = []  # nonces of the HELLOs of the current round
-        self._hello_due = now
-        self._hello_tries = 0
-        self._hello_wait = _HELLO_FIRST_MS
-        self._tm_due = None  # first telemetry when the WELCOME arrives
-        self._seq = 0
-        self._eid = None  # presence: None idle, 0 unconfirmed, else the open event_id
-        self._conf = 0
-        self._upd_due = now
-
-    def attach(self, board, info):
-        """Reserve the frame counters, take the board's drivers (info = (name, hw_kind,
-        boot_reason, capabilities)) and open the link."""
-        self.counter = Counter(store.path(self.flash, "counter"))  # CounterFileError: no boot
-        self.board = board
-        self.info = info
-        board.pir.holdoff_ms = self.cfg["pir_holdoff_s"] * 1000
-        board.link.open(self.poller)
+    """The running node: built and attached to its board by sw/app/wake.py (boot code, kept
+    out of this module so it is not resident), then main()."""
 
     # --- the loop ---------------------------------------------------------------------------
 
     def main(self):
         """Run until run_for_s, a fatal error or Ctrl-C; the process exit code."""
-        run_for = self.cfg.get("run_for_s")
-        end = ticks_add(ticks_ms(), int(run_for * 1000)) if run_for else None
-        log.info(_TAG, "boot: device %d, board %s, boot %d, counter %d, fw %d.%d.%d",
-                 self.dev, self.info[0], self.boot_count, self.counter.peek(), *FW_VERSION)
+        run_for = self.cfg[_RUN_FOR]
+        end = ticks_add(self.now(), int(run_for * 1000)) if run_for else None
+        # a wake from deep sleep goes on with the reserved counter block: no write
+        log.info(_TAG, "%s: device %d, board %s, boot %d, counter %d, fw %d.%d.%d",
+                 "boot" if self.counter.writes else "resumed", self.info[_DEV], self.info[0],
+                 self.boot_count, self.counter.peek(), *FW_VERSION)
+        sleep = self.board.sleep
         streak = 0  # MemoryErrors in a row
         try:
             while self.exit_code is None:
                 try:
                     wait = self._step()
                     if end is not None:
-                        left = ticks_diff(end, ticks_ms())
+                        left = ticks_diff(end, self.now())
                         if left <= 0:
                             self.exit_code = 0
                             break
                         wait = min(wait, left)
-                    for _ in self.poller.ipoll(max(wait, 0)):
+                    h = self._hello
+                    idle = not (self._inflight or (h is not None and h.waiting()))
+                    if idle:
+                        gc.collect()  # asleep with a clean heap: the garbage of a wake goes
+                        if sleep.deep_ms and wait >= sleep.deep_ms:
+                            self._deep_sleep(wait)
+                    if sleep.wait(self.poller, wait, idle):
                         data = self.board.link.recv()
                         if data is not None:
                             self._on_datagram(data)
@@ -142,7 +113,7 @@ class Node:
                     self.oom += 1
                     streak += 1
                     gc.collect()
-                    log.error(_TAG, "out of memory (%d), free %d", self.oom, gc.mem_free())
+                    log.error(_TAG, "out of memory (%d)", self.oom)
                     if streak >= _OOM_FATAL:
                         self._fatal("out of memory")
         except KeyboardInterrupt:
@@ -152,23 +123,35 @@ class Node:
             self.board.link.close()
         log.info(_TAG, "stopped: uptime %ds, next counter %d, %d downlinks rejected, "
                  "%d detections pending, %d out of memory", self._uptime_s(),
-                 self.counter.peek(), self.rejected, len(self.queue), self.oom)
+                 self.counter.peek(), self.rejected, self.store.n, self.oom)
         return self.exit_code
 
     def _step(self):
         """Run whatever is due; ms until the next deadline."""
-        now = ticks_ms()
+        now = self.now()
         wait = _MAX_SLEEP_MS
         if not self.synced:
             wait = min(wait, self._session(now))
         elif ticks_diff(self._tm_due, now) <= 0:
-            self._send_telemetry()
-            self._tm_due = ticks_add(now, int(self.cfg["report_interval_s"] * 1000))
+            self._send_telemetry(now)
         if self.synced:
             wait = min(wait, ticks_diff(self._tm_due, now))
         wait = min(wait, self._presence(now))
-        nxt = self._flush(now) if self.synced else None
-        return wait if nxt is None else min(wait, nxt)
+        if self.synced:
+            nxt = self._flush(now)
+            if nxt is not None and nxt < wait:
+                wait = nxt
+        return wait
+
+    def _deep_sleep(self, ms):
+        """Keep the state in RTC memory and deep-sleep; returns only if the board could not."""
+        import sw.app
+        from . import retain
+
+        try:
+            retain.sleep(self, ms)
+        finally:
+            _forget(sw.app, "retain")
 
     def _fatal(self, why):
         log.error(_TAG, "stopping: %s", why)
@@ -180,8 +163,9 @@ class Node:
         """Frame and send one uplink; its counter, or None if no counter could be had."""
         try:
             c = self.counter.next()
-            frame = proto.encode_frame(self.keys, mtype, proto.UP, self.dev, c, body,
-                                       self.tag_len)
+            i = self.info
+            frame = proto.encode_frame(self.keys, mtype, proto.UP, i[_DEV], c, body,
+                                       i[_TAG_LEN])
         except (proto.ProtoError, OSError) as e:
             # counter_exhausted (re-key needed) or the next counter block could not be
             # persisted: sending anyway could reuse a counter after a reboot.
@@ -199,51 +183,31 @@ class Node:
     def _resync(self, why):
         log.warning(_TAG, "resync: %s", why)
         self.synced = False
-        self._hello_tries = 0
-        self._hello_wait = _HELLO_FIRST_MS
-        self._hello_due = ticks_ms()
+        if self._hello is not None:  # a round in progress starts over
+            import sw.app
+
+            _forget(sw.app, "hello")
+            self._hello = None
 
     def _session(self, now):
-        """HELLO with exponential backoff and jitter, _HELLO_TRIES per round; ms to wait."""
-        if ticks_diff(self._hello_due, now) > 0:
-            return ticks_diff(self._hello_due, now)
-        if self._hello_tries == _HELLO_TRIES:
-            log.warning(_TAG, "no WELCOME after %d HELLOs", _HELLO_TRIES)
-            self._hello_tries = 0
-            self._hello_wait = _HELLO_FIRST_MS
-            self._hello_due = ticks_add(now, _HELLO_PAUSE_MS)
-            return _HELLO_PAUSE_MS
-        if self._hello_tries == 0:
-            self._nonces = []
-        nonce = os.urandom(8)  # fresh per HELLO (spec section 3)
-        self._nonces.append(nonce)
-        i = self.info
-        self._send(proto.HELLO, proto.pack_hello(
-            FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], i[1], i[2], i[3],
-            proto.SCHEMA_FINGERPRINT, nonce, self.cfg["config_version"]))
-        self._hello_tries += 1
-        wait = _jitter(self._hello_wait)
-        self._hello_wait = min(self._hello_wait * 2, _HELLO_MAX_MS)
-        self._hello_due = ticks_add(now, wait)
-        return wait
+        """HELLO round (sw/app/hello.py, loaded while there is no session); ms to wait."""
+        if self._hello is None:
+            from . import hello
+
+            self._hello = hello
+        return self._hello.step(self, now)
 
     def _on_welcome(self, counter, body):
-        nonce, unix_s, unix_ms, config_version, flags = proto.unpack_welcome(body)
-        if nonce not in self._nonces:
-            # authentic, but not for a HELLO of this round: a replay, or a late answer to an
-            # earlier round. It was checked on a fresh window: the real one is untouched.
+        h = self._hello
+        if h is None:  # in session: no HELLO to answer (a replay)
             log.debug("rx", "WELCOME with a foreign nonce ignored")
             return
-        self._nonces = []
-        self.window.reset(counter)
-        self.board.clock.set(unix_s, unix_ms)
-        self.synced = True
-        self._up_at_down = self.counter.peek()
-        log.info(_TAG, "welcome: downlink counter %d, time %d.%03d, config %d (have %d), "
-                 "flags %d", counter, unix_s, unix_ms, config_version,
-                 self.cfg["config_version"], flags)
-        self._tm_due = ticks_ms()  # first telemetry right away
-        self._rearm()
+        if h.welcome(self, counter, body):
+            import sw.app
+
+            _forget(sw.app, "hello")  # in session: the code goes until the next resync
+            self._hello = None
+            self._rearm()
 
     # --- downlink ---------------------------------------------------------------------------
 
@@ -251,12 +215,13 @@ class Node:
         """Verify, then parse, then act; whatever the codec rejects is counted and dropped."""
         try:
             win = self.window
-            if proto.peek_header(data, self.tag_len)[3] == proto.WELCOME:
+            i = self.info
+            if proto.peek_header(data, i[_TAG_LEN])[3] == proto.WELCOME:
                 # A fresh receiver: for a WELCOME the nonce decides, and a stale (replayed) one
                 # must not move the real window. Rare (boot, resync), so the allocation is fine.
                 win = proto.Window()
-            mtype, counter, body = proto.decode_frame(self.keys, data, proto.DOWN, self.dev,
-                                                      win, self.tag_len)
+            mtype, counter, body = proto.decode_frame(self.keys, data, proto.DOWN, i[_DEV],
+                                                      win, i[_TAG_LEN])
             if mtype == proto.WELCOME:
                 self._on_welcome(counter, body)
                 return
@@ -278,78 +243,100 @@ class Node:
             self.rejected += 1
             log.debug("rx", "rejected %s: %d bytes", e.reason, len(data))
 
-    def _take(self, counter):
-        """Remove and return the queued detection sent with this counter, or None."""
-        for p in self.queue:
-            if counter in p[_SENT]:
-                self.queue.remove(p)
-                return p
-        return None
+    def _take(self, counter, why):
+        """Remove the stored event sent with this counter; False if there is none."""
+        st = self.store
+        i = st.find(counter)
+        if i < 0:
+            return False
+        e = st.get(i)
+        st.remove(i)
+        log.info(_TAG, "event %d %s %s", e[0], _LIFECYCLES[e[4] & events.LIFE], why)
+        return True
 
     def _on_ack(self, acked, acked_type):
-        p = self._take(acked)
-        if p is None:
-            log.debug("rx", "ACK of %d (type %d): nothing pending", acked, acked_type)
-        else:
-            log.info(_TAG, "event %d %s acked", p[_EID], _LIFECYCLES[p[_LIFE]])
+        if not self._take(acked, "acked"):
+            log.debug("rx", "ACK of %d: nothing pending", acked)
 
     def _on_nack(self, nacked, code):
         if code == _NACK_RESYNC:
             self._resync("gateway NACK of %d" % nacked)
             return
-        p = self._take(nacked) if code in _NACK_FINAL else None
-        if p is None:
+        if code not in _NACK_FINAL or not self._take(nacked, "dropped: NACK"):
             log.warning(_TAG, "NACK code %d of %d", code, nacked)
-        else:
-            log.error(_TAG, "event %d dropped: NACK code %d", p[_EID], code)
 
     def _on_config(self, version, entries):
-        import sw.app
-        from . import config_push
+        from . import config_push  # loaded at boot (main.py), kept apart for its size
 
-        try:
-            self.cfg, status, bad = config_push.apply(self.cfg, version, entries,
-                                                      store.path(self.flash, "config.json"))
-        finally:
-            _forget(sw.app, "config_push")
-        self.board.pir.holdoff_ms = self.cfg["pir_holdoff_s"] * 1000
-        log.info(_TAG, "config %d: status %d, bad key %d", version, status, bad)
-        self._send(proto.CONFIG_ACK, proto.pack_config_ack(version, status, bad))
-        # a shorter interval takes effect now, not after the old (maybe hour-long) one
-        due = ticks_add(ticks_ms(), int(self.cfg["report_interval_s"] * 1000))
-        if self._tm_due is None or ticks_diff(due, self._tm_due) < 0:
-            self._tm_due = due
+        config_push.handle(self, version, entries)
 
-    # --- telemetry --------------------------------------------------------------------------
+    # --- telemetry and the duty cycle -------------------------------------------------------
 
-    def _send_telemetry(self):
+    def _send_telemetry(self, now):
         b = self.board
-        battery_mv = b.battery.read_mv()
+        battery_mv = b.battery.read_mv()  # at rest, before the radio is used
+        mode = power.next_mode(self.mode, power.soc_pct(battery_mv))
+        if mode != self.mode:
+            self.mode = mode
+            self._drivers()
+            log.info(_TAG, "power: %s mode at %d mV", power.MODES[mode], battery_mv)
         solar_mv, charge_ma = b.power.read_power()
         temp_cc, rh_half = b.env.read_env()
         flags = 0
         if charge_ma > 0:
             flags |= _F_CHARGING
-        if battery_mv < self.cfg["battery_low_mv"]:
+        if battery_mv < self.cfg[_LOW_MV]:
             flags |= _F_BATTERY_LOW
+        if mode != power.NORMAL:
+            flags |= _F_POWER_SAVE
         if charge_ma == _NOT_MEASURED or temp_cc == _NOT_MEASURED:
             flags |= _F_SENSOR_FAULT
         if not b.clock.synced:
             flags |= _F_CLOCK_UNSYNCED
         if self.overflow:
             flags |= _F_STORE_OVERFLOW
-        for p in self.queue:
-            if p[_DUE] is None:
-                flags |= _F_LINK_DEGRADED  # detections ran out of retries
+        st = self.store
+        for i in range(st.n):
+            if st.state(i) & events.PARKED:
+                flags |= _F_LINK_DEGRADED  # events ran out of retries
         gc.collect()  # report what is really free, not garbage waiting for collection
         vals = (battery_mv, solar_mv, charge_ma, temp_cc, rh_half, b.radio.rssi(),
                 self._uptime_s(), self.boot_count, min(gc.mem_free() // 64, 0xFFFF), flags)
         if self._send(proto.TELEMETRY, proto.pack_telemetry(*vals)) is not None:
             print("TELEMETRY", json.dumps(dict(zip(_TELEMETRY_FIELDS, vals))))
+        if log.level == 0:
+            import micropython
+
+            micropython.mem_info()  # debug: "max free sz" is the largest free block
+        self._tm_due = ticks_add(now, self._interval_ms())
+        # stored events ride along; parked ones get this one more round (power.py)
+        st.unpark()
+        self._deliver = True
+
+    def _configure(self, d):
+        """Take the settings in d (config.json, or what a CONFIG_PUSH changed)."""
+        c = self.cfg
+        for i in range(len(_CFG)):
+            if _CFG[i] in d:
+                c[i] = d[_CFG[i]]
+        link = d.get("link")
+        if link is not None:
+            c[_ACK_MS] = int(link["ack_timeout_s"] * 1000)
+            c[_RETRIES] = link["max_retries"]
+
+    def _interval_ms(self):
+        return int(power.interval_s(self.mode, self.cfg[_REPORT]) * 1000)
+
+    def _drivers(self):
+        """Hand the settings drivers hold to them: PIR hold-off, radar window of the mode
+        (radar_window_ms is the normal mode's; saving and recovery only shorten it)."""
+        b = self.board
+        b.pir.holdoff_ms = self.cfg[_HOLDOFF] * 1000
+        b.confirm.window_ms = min(self.cfg[_RADAR], power.radar_ms(self.mode))
 
     def _uptime_s(self):
-        # accumulated, so the ticks_ms wrap-around (days) never shows
-        t = ticks_ms()
+        # accumulated, so the tick wrap-around (days) never shows
+        t = self.now()
         self._uptime_ms += ticks_diff(t, self._uptime_t)
         self._uptime_t = t
         return self._uptime_ms // 1000
@@ -359,12 +346,12 @@ class Node:
     def _presence(self, now):
         """PIR edge -> confirm -> DETECTION new, updates while present, end; ms to wait."""
         pir = self.board.pir
-        every = int(self.cfg["update_interval_s"] * 1000)
+        every = int(self.cfg[_UPDATE_S] * 1000)
         if self._eid is None:
             t = pir.edge()
             if t is not None:
                 self._conf = self.board.confirm.confidence()
-                if self._conf < 100 - self.cfg["detection_sensitivity"]:
+                if self._conf < 100 - self.cfg[_SENSITIVITY]:
                     log.info(_TAG, "PIR trigger not confirmed (%d%%)", self._conf)
                     self._eid = 0  # sit this presence out
                 else:
@@ -387,66 +374,79 @@ class Node:
         return pir.wake_ms()
 
     def _detect(self, life, ticks):
-        q = self.queue
-        if len(q) >= _QUEUE_MAX:
-            old = q.pop(0)  # drop the oldest: fresh events matter more on a beach at night
-            self.overflow = True
-            log.warning(_TAG, "queue full: event %d %s dropped", old[_EID],
-                        _LIFECYCLES[old[_LIFE]])
-        q.append([self._eid, life, self._conf, self.board.thermo.read_cc(), ticks, None, [], 0,
-                  ticks_ms()])
+        clock = self.board.clock
+        ts_s, ts_ms = clock.at(ticks)
+        st = self.store
+        gone = st.add(self._eid, life, self._conf, self.board.thermo.read_cc(), ts_s, ts_ms,
+                      not clock.synced)
+        if gone is not None:
+            self.overflow = True  # the oldest goes: fresh events matter more on a beach
+            log.warning(_TAG, "store full: event %d dropped", gone)
+        if power.deliver_now(self.mode, st.held(), self.link_ok):
+            self._deliver = True
 
     def _rearm(self):
-        # the gateway answers again: parked detections get a new round of retries
-        now = ticks_ms()
-        for p in self.queue:
-            if p[_DUE] is None:
-                p[_DUE] = now
-                p[_TRIES] = 0
+        # the gateway answers again: parked events get a new round if the mode wants them now
+        self.link_ok = True
+        if self.store.unpark() and power.deliver_now(self.mode, self.store.held(), True):
+            self._deliver = True
 
     def _flush(self, now):
         """Send what is due, park what ran out of retries; ms until the next due entry."""
-        link = self.cfg["link"]
+        st = self.store
+        retries = self.cfg[_RETRIES]
         nxt = None
-        for p in self.queue:
-            due = p[_DUE]
-            if due is None:
+        inflight = 0
+        held = 0
+        for i in range(st.n):
+            if st.state(i) & events.PARKED:
                 continue
-            if ticks_diff(due, now) <= 0:
-                if p[_TRIES] > link["max_retries"]:
-                    p[_DUE] = None
-                    log.warning(_TAG, "event %d %s: no ACK after %d sends, parked", p[_EID],
-                                _LIFECYCLES[p[_LIFE]], p[_TRIES])
+            tries = st.tries(i)
+            if not tries:
+                if not self._deliver or inflight >= _INFLIGHT:
+                    held += 1
                     continue
-                if p[_TRIES]:
-                    log.info(_TAG, "event %d %s: no ACK, resend", p[_EID], _LIFECYCLES[p[_LIFE]])
-                c = self._send(proto.DETECTION, self._body(p))
+                d = 0
+            else:
+                d = st.due_in(i, now)
+            if d <= 0:
+                e = st.get(i)
+                if tries > retries:
+                    st.flag(i, events.PARKED, True)
+                    self.link_ok = False  # only the next TELEMETRY tries again (power.py)
+                    log.warning(_TAG, "event %d %s: no ACK after %d sends, parked", e[0],
+                                _LIFECYCLES[e[4] & events.LIFE], tries)
+                    continue
+                if tries:
+                    log.info(_TAG, "event %d %s: no ACK, resend", e[0],
+                             _LIFECYCLES[e[4] & events.LIFE])
+                c = self._send(proto.DETECTION, self._body(i, e))
                 if c is None:
                     return None
-                p[_SENT].append(c)
-                if len(p[_SENT]) > _KEEP_COUNTERS:
-                    p[_SENT].pop(0)
-                p[_TRIES] += 1
+                st.sent(i, c)
                 # exponential backoff with jitter: ack_timeout, 2x, 4x, ...
-                due = p[_DUE] = ticks_add(now, _jitter(int(link["ack_timeout_s"] * 1000)
-                                                       << (p[_TRIES] - 1)))
-            d = ticks_diff(due, now)
+                d = _jitter(self.cfg[_ACK_MS] << tries)
+                st.set_due(i, ticks_add(now, d))
+            inflight += 1
             if nxt is None or d < nxt:
                 nxt = d
+        self._inflight = inflight
+        if not held:
+            self._deliver = False
         return nxt
 
-    def _body(self, p):
-        if p[_BODY] is None:
-            # First send: the timestamp comes from the clock now (the event may predate the
-            # WELCOME); every resend carries exactly these bytes.
-            ts_s, ts_ms = self.board.clock.at(p[_TICKS])
-            p[_BODY] = proto.pack_detection(p[_EID], p[_LIFE], _PERSON, p[_CONF], 0, 0, 0, 0,
-                                            p[_PEAK], 1, ts_s, ts_ms)
+    def _body(self, i, e):
+        """DETECTION body of entry i (fields e); the EVENT line at its first send. Every
+        resend packs the same fields: the same bytes."""
+        eid, ts_s, ts_ms, peak, state, conf = e[0], e[1], e[2], e[3], e[4], e[5]
+        life = state & events.LIFE
+        if not state & events.SENT:
+            self.store.flag(i, events.SENT, True)
             print("EVENT", json.dumps({
-                "event_id": p[_EID], "lifecycle": _LIFECYCLES[p[_LIFE]], "kind": "person",
-                "confidence_pct": p[_CONF], "count": 1, "peak_cc": p[_PEAK], "ts_s": ts_s,
+                "event_id": eid, "lifecycle": _LIFECYCLES[life], "kind": "person",
+                "confidence_pct": conf, "count": 1, "peak_cc": peak, "ts_s": ts_s,
                 "ts_ms": ts_ms, "box": [0, 0, 0, 0]}))
-        return p[_BODY]
+        return proto.pack_detection(eid, life, _PERSON, conf, 0, 0, 0, 0, peak, 1, ts_s, ts_ms)
 
 
 def _forget(pkg, name):

@@ -6,6 +6,7 @@ number are in docs/energy.md.
 
     mode = next_mode(mode, soc_pct(battery_mv))     once per telemetry wake
     telemetry_s(mode)      seconds until the next TELEMETRY
+    interval_s(mode, configured_s)   the same with the configured report_interval_s
     radar_ms(mode)         radar confirmation window after a PIR trigger
     deliver_now(mode, stored, link_ok)   wake the radio for stored events now, or let them
                                          ride along with the next TELEMETRY
@@ -41,23 +42,24 @@ FLUSH_AT = (1, 4, 8)
 # for a gateway outage of ~8 h at the busiest daytime rate (docs/energy.md).
 STORE_MAX = const(64)
 
-# Open-circuit voltage of an NMC 18650 at rest and ~20 C: (mV, % state of charge), rising.
+# Open-circuit voltage of an NMC 18650 at rest and ~20 C: mV, % state of charge pairs, rising.
 # Typical of Samsung/LG/Panasonic cell datasheets; a cold cell reads a little low, which only
-# makes the policy more careful.
-OCV = ((3000, 0), (3300, 2), (3450, 5), (3550, 10), (3620, 15), (3680, 20), (3730, 30),
-       (3770, 40), (3800, 50), (3850, 60), (3920, 70), (3990, 80), (4080, 90), (4200, 100))
+# makes the policy more careful. One flat tuple of small ints: a tuple per pair would cost
+# ~1 KB more heap on the unix port.
+OCV = (3000, 0, 3300, 2, 3450, 5, 3550, 10, 3620, 15, 3680, 20, 3730, 30,
+       3770, 40, 3800, 50, 3850, 60, 3920, 70, 3990, 80, 4080, 90, 4200, 100)
 
 
 def soc_pct(mv):
     """State of charge 0..100 from the battery voltage (integer interpolation in OCV).
     An unreadable battery (-32768) reads as empty: the careful side."""
-    lo_mv, lo_pct = OCV[0]
-    if mv <= lo_mv:
+    if mv <= OCV[0]:
         return 0
-    for hi_mv, hi_pct in OCV[1:]:
-        if mv <= hi_mv:
-            return lo_pct + (mv - lo_mv) * (hi_pct - lo_pct) // (hi_mv - lo_mv)
-        lo_mv, lo_pct = hi_mv, hi_pct
+    for i in range(2, len(OCV), 2):
+        if mv <= OCV[i]:
+            lo_mv = OCV[i - 2]
+            lo_pct = OCV[i - 1]
+            return lo_pct + (mv - lo_mv) * (OCV[i + 1] - lo_pct) // (OCV[i] - lo_mv)
     return 100
 
 
@@ -72,6 +74,14 @@ def next_mode(mode, soc):
 
 def telemetry_s(mode):
     return TELEMETRY_S[mode]
+
+
+def interval_s(mode, configured_s):
+    """Seconds until the next TELEMETRY: the configured interval in normal mode, at least the
+    mode's in saving and recovery, never more than the liveness promise (TELEMETRY_S[-1])."""
+    if mode != NORMAL and configured_s < TELEMETRY_S[mode]:
+        configured_s = TELEMETRY_S[mode]
+    return min(configured_s, TELEMETRY_S[RECOVERY])
 
 
 def radar_ms(mode):

@@ -2,7 +2,7 @@
 
 Reference wiring (this file is the only place that knows it):
 
-    GPIO3        PIR output; an RTC GPIO, so it can wake the chip from deep sleep later
+    GPIO3        PIR output; an RTC GPIO (0-5 on the C3): it wakes the chip from deep sleep
     GPIO0        battery divider midpoint, ADC1 channel 0 (2 x 1 MOhm: divider_x1000 2000)
     GPIO1        divider enable (low-side N-MOSFET): the divider draws nothing between reads
     GPIO6, GPIO7 I2C0 SDA, SCL: INA219 at 0x40, 100 mOhm shunt in the charge path
@@ -10,7 +10,8 @@ Reference wiring (this file is the only place that knows it):
     GPIO10       radar power switch (high = on): 0.4 W only during a confirmation window
 
 Not run on hardware yet. WiFi bring-up is not written yet either: make() expects the station
-interface to be connected already (the link resolves the gateway address when built).
+interface to be connected already (the link resolves the gateway address when built), also
+after a wake from deep sleep, which boots through main.py again.
 """
 from micropython import const
 
@@ -31,6 +32,7 @@ _RADAR_UART = const(1)
 _RADAR_TX = const(21)
 _RADAR_RX = const(20)
 _RADAR_EN = const(10)
+_DEEP_MS = const(10000)  # idle waits from this long on are slept in deep sleep
 
 
 def boot_reason():
@@ -67,4 +69,20 @@ def make(flash, identity, config):
                             timeout=0, rxbuf=1024),
                        en_pin=pin(_RADAR_EN, pin.OUT), window_ms=config["radar_window_ms"])
     b.pir = PinPir(_PIR)
+    b.sleep = _sleep(b.pir)
     return b
+
+
+def _sleep(pir):
+    # Deep sleep between wake-ups, the node's state in RTC memory (sw/app/retain.py); the PIR
+    # pin (an RTC GPIO) and the timer wake it. A wake costs a boot (~0.5 s at ~0.1 W, about
+    # what ~10 s of light sleep costs), so shorter waits are light sleeps.
+    import machine
+
+    from ..hal.sleep import MachineSleep
+
+    try:
+        import esp32
+    except ImportError:
+        esp32 = None
+    return MachineSleep(machine, pir, _DEEP_MS, esp32)

@@ -66,4 +66,16 @@ def make(flash, identity, config):
                             rx=pin(_RADAR_RX), timeout=0, rxbuf=1024),
                        en_pin=pin(_RADAR_EN, pin.OUT), window_ms=config["radar_window_ms"])
     b.pir = PinPir(_PIR)
+    b.sleep = _sleep(b.pir)
     return b
+
+
+def _sleep(pir):
+    # Light sleep only: machine.deepsleep() on the RP2040 is a light sleep followed by a reset
+    # and the chip has no RTC memory to keep the node's state, so RAM is kept instead; the PIR
+    # pin's interrupt wakes it.
+    import machine
+
+    from ..hal.sleep import MachineSleep
+
+    return MachineSleep(machine, pir, 0)

@@ -16,15 +16,26 @@ the wire units of TELEMETRY and DETECTION; -32768 / 255 mean "not measured".
     pir.edge() -> ticks_ms | None                   latched rising edge (presence started)
     pir.present() -> bool                           output level
     pir.wake_ms() -> int                            ms until the PIR should be looked at again
-    clock.synced, clock.set(unix_s, unix_ms), clock.at(ticks_ms) -> (unix_s, ms)
+    clock.now() -> ticks                            the board's ms ticks: every deadline
+    clock.synced, clock.set(unix_s, unix_ms) -> s moved, clock.at(ticks) -> (unix_s, ms)
+    sleep.wait(poller, ms, idle) -> bool            wait for the link (idle: nothing awaited,
+                                                    so the board may sleep); True: data
+    sleep.deep_ms                                   shortest idle wait slept in deep sleep
+                                                    (0: never)
+    sleep.deep(ms, data), sleep.retained() -> (data, slept_ms) | None
+                                                    deep sleep with data in RTC memory
     link.open(poller), link.send(frame) -> bool, link.recv() -> bytes | None, link.close()
 
 Nothing here blocks, except confirm.confidence() on a real radar (the radar window itself,
-warm-up + window_ms): the node's deadline loop (sw/app/node.py) sleeps in select.poll.
+warm-up + window_ms) and sleep.wait(): the node's deadline loop (sw/app/node.py) hands its
+waits to the sleep role. Virtual boards: clock and sleep are one object (hal/clock.py
+SoftClock in real time, hal/warp.py in simulated time); real node boards sleep with
+hal/sleep.py (light sleep, or deep sleep with the node's state in RTC memory).
 
 Real drivers take their bus or pin objects from the board (I2C, UART, ADC, Pin), so tests
 replay recorded traffic through fakes (tests/device/fakebus.py): ina219.py, battery_adc.py,
 ld2410.py (+ ld2410_virtual.py, the radar as a UART speaking its protocol), mlx90640.py
 (camera: thermo.read_cc() is the warmest pixel; begin() / poll() / cc for the full frame),
-pir_pin.py. hw.py: HardwareMissing, boot_reason(), Absent (a role without hardware).
+pir_pin.py, sleep.py (machine and esp32 passed in). hw.py: HardwareMissing, boot_reason(),
+Absent (a role without hardware). cell.py: the cell model behind the virtual battery.
 """
