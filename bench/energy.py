@@ -1,19 +1,24 @@
 """Energy budget of a solar sensor node through December at Calais, against baselines.
 
-    python bench/energy.py [--seed N] [--days N] [--start-soc PCT]
+    python bench/energy.py [--seed N] [--days N] [--start-soc PCT] [--firmware-days N]
 
-Minute by minute from 1 December, 00:00 UTC, at 50.95 N: sun position and clear-sky
-irradiance on a 1 W panel tilted 60 degrees south, a seeded weather model (daily cloud state
-as a Markov chain, hourly variation, air temperature), one 18650 cell (3.4 Ah, 3.6 V) with
-cold derating, a linear charger that stops below 0 degC, seeded presence events on a night
-beach, PIR false triggers and gateway outages. Every energy figure is a named constant below,
-documented with its source in docs/energy.md.
+Minute by minute from 1 December, 00:00 UTC, at 50.95 N: the sun and the seeded weather of
+shorewatch/sim/solar.py on a 1 W panel tilted 60 degrees south, one 18650 cell (3.4 Ah, 3.6 V)
+behind a linear charger as device/sw/hal/cell.py models it (the virtual board runs the same
+file), seeded presence events on a night beach, PIR false triggers and gateway outages. Every
+figure is a named constant of those two files, documented with its source in docs/energy.md.
 
-The duty-cycle policy is the firmware's own: device/sw/app/power.py, loaded from the device
+The duty-cycle policy is the firmware's own: device/sw/app/power.py, imported from the device
 tree (not copied), so this bench tests what the node runs. Same inputs for every scenario:
 the firmware policy, two baselines (an always-on radar; PIR + radar with fixed 1-minute
 telemetry and no state-of-charge policy), and a stress case (panel covered by sand, cell
-nearly empty). The last line covers the firmware-policy runs (main and stress):
+nearly empty).
+
+Then the real firmware itself: --firmware-days of the darkest week (2 by default, ~15 s; 7 for
+the whole week) on an accelerated virtual board (MicroPython, 64 KB heap, device/sw/hal/warp.py)
+under the same sun, air and outages, against a gateway at the codec seam, starting from the
+charge the policy scenario had on that morning. The last line covers the firmware-policy runs
+(main, stress, and the firmware on the virtual board):
 
     RESULT brownouts=N max_telemetry_gap_min=N events_lost=N
 """
@@ -21,61 +26,37 @@ nearly empty). The last line covers the firmware-policy runs (main and stress):
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
+import calendar
 import itertools
-import math
+import json
 import random
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICY_FILE = ROOT / "device" / "sw" / "app" / "power.py"
+sys.path.insert(0, str(ROOT / "device"))  # sw.app.power, sw.hal.cell: the device's own files
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout: shorewatch/, protocol/
 
+from sw.app import power  # noqa: E402
+from sw.hal import cell  # noqa: E402
 
-def _load_policy() -> ModuleType:
-    """The device module itself, by file (the device tree is not a host package)."""
-    spec = importlib.util.spec_from_file_location("shorewatch_device_power", POLICY_FILE)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the firmware policy from {POLICY_FILE}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from protocol.messages import Detection  # noqa: E402
+from shorewatch.fakegateway import DEVICE_ID, MASTER, TAG_LEN, FakeGateway  # noqa: E402
+from shorewatch.peers import build_firmware, micropython_binary  # noqa: E402
+from shorewatch.sim import solar  # noqa: E402
 
+POLICY_FILE = Path(power.__file__).resolve()
+CELL_FILE = Path(cell.__file__).resolve()
 
-power = _load_policy()
-
-# --- site and hardware (docs/energy.md) ----------------------------------------------------
-LATITUDE = 50.95
-LONGITUDE = 1.86  # Calais: solar noon ~7 min before 12:00 UTC
-DEC1_DOY = 335  # day of year of 1 December (non-leap year)
-PANEL_W = 1.0  # at 1000 W/m2
-PANEL_TILT = 60.0  # degrees, facing south: the winter optimum at this latitude
-PANEL_DERATE = 0.85  # salt film, low-light efficiency, wiring
-ALBEDO = 0.25  # sand in front of the panel
-CHARGER_EFF = 0.70  # linear Li-ion charger fed by a ~6 V panel
-COULOMBIC = 0.95  # charge that comes back out of the cell
-CHARGE_MIN_C = 0.0  # the charger's NTC input stops charging below freezing
-CELL_J = 3.4 * 3.6 * 3600  # 3.4 Ah x 3.6 V nominal = 44 kJ
-COLD_LOSS_PER_K = 0.006  # usable capacity lost per K below 20 degC
-SELF_DISCHARGE_PER_DAY = 0.001  # ~3 % a month
-R_INT = 0.15  # ohm, a cold cell: raises the reading while charging
+LATITUDE = solar.LATITUDE
+DEC1 = calendar.timegm((2026, 12, 1, 0, 0, 0))  # 00:00 UTC
 ADC_SIGMA_MV = 10.0  # battery reading noise after the driver's averaging
-BROWNOUT_MV = 3450  # at rest: WiFi bursts then pull the 3.3 V rail below the ESP32's limit
-RESTART_MV = 3550  # the board comes back once the cell has recovered this far
-
-# --- per-operation energy (docs/energy.md) -------------------------------------------------
-QUIESCENT_V = 3.7  # the cell's mean voltage over a discharge, for the microamp draws
-SLEEP_A = 20e-6  # ESP32 deep sleep, whole board (8-20 uA on good boards: the high end)
-PIR_A = 65e-6  # PIR always on (50-65 uA)
-INA219_OFF_A = 6e-6  # INA219 powered down between readings
-REPORT_J = 0.4  # wake + WiFi with static IP + one exchange + sleep
-EXTRA_EVENT_J = 0.01  # one more datagram while the radio is up
-WAKE_J = 0.05  # PIR wake to MicroPython and back, no radio (~0.5 s at ~0.1 W)
-ESP_ACTIVE_W = 0.10  # awake, radio off, waiting on the radar
-RADAR_W = 0.4  # LD2410 powered
-RADAR_WARMUP_S = 1.0  # power-up to trusted reports (to be measured)
+BROWNOUT_SOC = cell.BROWNOUT_PCT / 100
+RESTART_SOC = power.soc_pct(cell.RESTART_MV) / 100
 
 # --- what happens on the beach (seeded) ----------------------------------------------------
 PEOPLE_PER_H_NIGHT = 0.5  # walkers, anglers, the odd landing
@@ -87,59 +68,6 @@ OUTAGE_H = (1.0, 8.0)
 
 MINUTE = 60
 DAY_MIN = 24 * 60
-
-
-# --- sun and weather -------------------------------------------------------------------------
-
-def clear_sky_poa(day: int, minute: int) -> tuple[float, float]:
-    """(plane-of-array irradiance W/m2 under a clear sky, sun elevation degrees)."""
-    doy = DEC1_DOY + day
-    b = 2 * math.pi * (doy - 81) / 364
-    eot_min = 9.87 * math.sin(2 * b) - 7.53 * math.cos(b) - 1.5 * math.sin(b)
-    decl = math.radians(23.45 * math.sin(2 * math.pi * (284 + doy) / 365))
-    lat = math.radians(LATITUDE)
-    solar_h = (minute + 0.5) / 60 + LONGITUDE / 15 + eot_min / 60
-    hour_angle = math.radians(15 * (solar_h - 12))
-    sin_el = (math.sin(lat) * math.sin(decl)
-              + math.cos(lat) * math.cos(decl) * math.cos(hour_angle))
-    el = math.degrees(math.asin(max(-1.0, min(1.0, sin_el))))
-    if el <= 0:
-        return 0.0, el
-    cos_el = math.cos(math.radians(el))
-    cos_az = (math.sin(decl) - sin_el * math.sin(lat)) / (cos_el * math.cos(lat))
-    az = math.degrees(math.acos(max(-1.0, min(1.0, cos_az))))  # from north, morning side
-    if hour_angle > 0:
-        az = 360 - az
-    tilt = math.radians(PANEL_TILT)
-    cos_inc = sin_el * math.cos(tilt) + cos_el * math.sin(tilt) * math.cos(math.radians(az - 180))
-    air_mass = 1 / (sin_el + 0.50572 * (el + 6.07995) ** -1.6364)  # Kasten-Young
-    dni = 1361 * 0.7 ** (air_mass ** 0.678)  # Meinel
-    dhi = 0.1 * dni
-    ghi = dni * sin_el + dhi
-    poa = (dni * max(cos_inc, 0.0) + dhi * (1 + math.cos(tilt)) / 2
-           + ALBEDO * ghi * (1 - math.cos(tilt)) / 2)
-    return poa, el
-
-
-# daily cloud state: overcast, broken, clear; rows: today, columns: tomorrow
-# (persistent overcast spells and clear spells: tuned so that December averages ~1
-# peak-sun-hour a day and the darkest week 0.2-0.3, the Calais figures of docs/energy.md)
-_SKY_P = ((0.80, 0.15, 0.05), (0.25, 0.45, 0.30), (0.10, 0.30, 0.60))
-_SKY_K = ((0.03, 0.10), (0.25, 0.55), (0.65, 0.95))  # fraction of clear-sky irradiance
-_SKY_HOURLY = (0.15, 0.45, 0.15)  # +- hourly variation
-
-
-@functools.cache
-def clear_sky(days: int) -> tuple[tuple[float, ...], tuple[bool, ...]]:
-    """Clear-sky irradiance and sun-up flag per minute (the same for every seed)."""
-    poa: list[float] = []
-    up: list[bool] = []
-    for d in range(days):
-        for m in range(DAY_MIN):
-            w, el = clear_sky_poa(d, m)
-            poa.append(w)
-            up.append(el > 0)
-    return tuple(poa), tuple(up)
 
 
 @dataclass
@@ -160,28 +88,11 @@ class Inputs:
 def make_inputs(days: int, seed: int) -> Inputs:
     rng = random.Random(seed)
     n = days * DAY_MIN
-    clear, up = clear_sky(days)
-    poa: list[float] = []
-    sun_up = list(up)
-    temp_c: list[float] = []
-    psh: list[float] = []
-    sky = 0
-    anomaly = 0.0
-    for d in range(days):
-        sky = rng.choices((0, 1, 2), weights=_SKY_P[sky])[0]
-        k = rng.uniform(*_SKY_K[sky])
-        anomaly = 0.7 * anomaly + rng.gauss(0, 1.8)
-        mean_c = 6.5 + anomaly + (1.0, 0.0, -2.0)[sky]  # clear winter nights are colder
-        swing = (1.0, 2.0, 3.5)[sky]
-        hourly = [max(0.0, 1 + rng.uniform(-1, 1) * _SKY_HOURLY[sky]) for _ in range(24)]
-        day_wh = 0.0
-        for m in range(DAY_MIN):
-            w = clear[d * DAY_MIN + m] * k * hourly[m // 60]
-            poa.append(w)
-            day_wh += w / 60
-            # coldest around 07:00 UTC, warmest around 14:00
-            temp_c.append(mean_c + swing * math.cos(2 * math.pi * (m / 60 - 14) / 24))
-        psh.append(day_wh / 1000)
+    env = solar.environment(DEC1, n, seed, LATITUDE)
+    poa = list(env.poa)
+    temp_c = list(env.temp_c)
+    sun_up = list(env.sun_up)
+    psh = [sum(poa[d * DAY_MIN:(d + 1) * DAY_MIN]) / 60000 for d in range(days)]
     people: list[list[int]] = [[] for _ in range(n)]
     count = 0
     for m in range(n):
@@ -201,27 +112,6 @@ def make_inputs(days: int, seed: int) -> Inputs:
         for m in range(start, min(n, start + int(rng.uniform(*OUTAGE_H) * 60))):
             outage[m] = True
     return Inputs(days, poa, sun_up, temp_c, psh, people, false_pir, outage, count)
-
-
-# --- the cell ------------------------------------------------------------------------------
-
-def ocv_mv(soc: float) -> float:
-    """Open-circuit voltage at a usable state of charge 0..1 (the firmware's own table)."""
-    pct = max(0.0, min(100.0, soc * 100))
-    table: tuple[tuple[int, int], ...] = power.OCV
-    for (mv0, p0), (mv1, p1) in itertools.pairwise(table):
-        if pct <= p1:
-            return mv0 + (mv1 - mv0) * (pct - p0) / (p1 - p0)
-    return float(table[-1][0])
-
-
-def cold_factor(temp: float) -> float:
-    """Fraction of the capacity a cold cell delivers; the loss comes off the bottom."""
-    return min(1.0, 1 - COLD_LOSS_PER_K * (20 - temp))
-
-
-BROWNOUT_SOC = power.soc_pct(BROWNOUT_MV) / 100
-RESTART_SOC = power.soc_pct(RESTART_MV) / 100
 
 
 # --- a node ----------------------------------------------------------------------------------
@@ -268,6 +158,7 @@ class Outcome:
     mode_changes: int = 0
     store_max: int = 0
     j_out: float = 0.0
+    day_soc: list[float] = field(default_factory=list)  # at 00:00 UTC of each day
 
 
 def _weeks(days: int) -> list[Week]:
@@ -282,8 +173,8 @@ class Node:
         self.inp = inp
         self.rng = random.Random(seed ^ 0x5EED)  # the battery reading's noise
         self.out = Outcome(sc, _weeks(inp.days))
-        self.cold = [cold_factor(t) for t in inp.temp_c]
-        self.energy = CELL_J * (1 - self.cold[0] + self.cold[0] * sc.start_soc)
+        self.cell = cell.Cell(sc.start_soc, inp.temp_c[0], sc.panel)
+        self.p_in_mw = 0
         self.policy = sc.kind == "policy"
         self.mode = power.NORMAL
         self.store: list[int] = []
@@ -292,18 +183,19 @@ class Node:
         self.next_tm = 0
         self.last_tm: int | None = None
         self.last_gw: int | None = None
-        self.charge_w = PANEL_W * PANEL_DERATE * CHARGER_EFF * sc.panel / 1000  # per W/m2
-        self.idle_j = (SLEEP_A + PIR_A + INA219_OFF_A) * QUIESCENT_V * MINUTE
+        self.idle_j = cell.IDLE_W * MINUTE
 
     def soc(self, m: int) -> float:
-        """Usable state of charge 0..1 at minute m: the cold takes its share off the bottom."""
-        f = self.cold[m]
-        return max(0.0, (self.energy / CELL_J - 1 + f) / f)
+        """Usable state of charge 0..1 at minute m (the cold takes its share off the bottom)."""
+        s: float = self.cell.soc(self.inp.temp_c[m])
+        return s
 
     def run(self) -> Outcome:
         out = self.out
         for wk in out.weeks:
             for m in range(wk.first_day * DAY_MIN, (wk.first_day + wk.days) * DAY_MIN):
+                if m % DAY_MIN == 0:
+                    out.day_soc.append(self.soc(m))
                 self.minute(wk, m)
             wk.soc_end = self.soc(m)
             out.brownouts += wk.brownouts
@@ -320,14 +212,6 @@ class Node:
     def minute(self, wk: Week, m: int) -> None:
         inp = self.inp
         soc = self.soc(m)
-        # sun in: the charger's NTC stops it below freezing, a full cell takes nothing
-        p_in = inp.poa[m] * self.charge_w
-        if inp.temp_c[m] < CHARGE_MIN_C or self.energy >= CELL_J:
-            p_in = 0.0
-        j_in = p_in * MINUTE * COULOMBIC
-        self.energy = (min(CELL_J, self.energy + j_in)
-                       - self.energy * SELF_DISCHARGE_PER_DAY / DAY_MIN)
-        wk.j_in += j_in
         wk.psh += inp.poa[m] / 60000
         wk.events += len(inp.people[m])
         used = self.idle_j
@@ -343,8 +227,11 @@ class Node:
             wk.mode_min[self.mode] += 1
             used += self.presences(wk, m)
             if m * MINUTE >= self.next_tm:
-                used += self.telemetry(wk, m, soc, p_in)
-        self.energy -= used
+                used += self.telemetry(wk, m, soc)
+        # the minute's sun in (the charger's NTC stops it below freezing, a full cell takes
+        # nothing) and what the node spent out: the cell model the virtual board runs
+        self.p_in_mw = self.cell.step(inp.poa[m], inp.temp_c[m], MINUTE, int(used * 1000))
+        wk.j_in += self.p_in_mw * MINUTE * cell.COULOMBIC / 1000
         wk.j_out += used
         soc = self.soc(m)
         wk.soc_min = min(wk.soc_min, soc)
@@ -360,11 +247,11 @@ class Node:
         people = inp.people[m]
         mode = self.mode if self.policy else power.NORMAL
         if self.sc.kind == "radar":
-            used = RADAR_W * MINUTE  # the radar is the presence sensor, always on
+            used = cell.RADAR_W * MINUTE  # the radar is the presence sensor, always on
         else:  # every PIR trigger, real or not, costs a wake and a radar window
-            window_s = RADAR_WARMUP_S + power.radar_ms(mode) / 1000
-            used = (len(people) + inp.false_pir[m]) * (WAKE_J
-                                                       + (RADAR_W + ESP_ACTIVE_W) * window_s)
+            window_s = cell.RADAR_WARMUP_S + power.radar_ms(mode) / 1000
+            used = (len(people) + inp.false_pir[m]) * (
+                cell.WAKE_J + (cell.RADAR_W + cell.ESP_ACTIVE_W) * window_s)
         store = self.store
         for pid in people:
             if len(store) >= power.STORE_MAX:
@@ -373,20 +260,20 @@ class Node:
             store.append(pid)
             self.out.store_max = max(self.out.store_max, len(store))
             if power.deliver_now(mode, len(store), self.link_ok):
-                used += REPORT_J + EXTRA_EVENT_J * (len(store) - 1)
+                used += cell.REPORT_J + cell.EXTRA_EVENT_J * (len(store) - 1)
                 self.link_ok = not inp.outage[m]
                 if self.link_ok:
                     wk.delivered += len(store)
                     store.clear()
         return used
 
-    def telemetry(self, wk: Week, m: int, soc: float, p_in: float) -> float:
+    def telemetry(self, wk: Week, m: int, soc: float) -> float:
         """One TELEMETRY (stored events ride along), then the policy's next interval."""
         t = m * MINUTE
         if self.last_tm is not None:
             wk.gap_max_s = max(wk.gap_max_s, t - self.last_tm)
         self.last_tm = t
-        used = REPORT_J + EXTRA_EVENT_J * len(self.store)
+        used = cell.REPORT_J + cell.EXTRA_EVENT_J * len(self.store)
         self.link_ok = not self.inp.outage[m]
         if self.link_ok:
             if self.last_gw is not None:
@@ -398,12 +285,12 @@ class Node:
             self.next_tm = t + 60
             return used
         # the reading the firmware gets: rest voltage, lifted by the charge current, noise
-        rest = ocv_mv(soc)
-        mv = rest + p_in / rest * R_INT * 1e6 + self.rng.gauss(0, ADC_SIGMA_MV)
-        new = power.next_mode(self.mode, power.soc_pct(int(mv)))
+        mv = self.cell.reading_mv(self.inp.temp_c[m], self.p_in_mw,
+                                  self.rng.gauss(0, ADC_SIGMA_MV))
+        new = power.next_mode(self.mode, power.soc_pct(mv))
         self.out.mode_changes += new != self.mode
         self.mode = new
-        self.next_tm = t + power.telemetry_s(new)
+        self.next_tm = t + power.interval_s(new, power.TELEMETRY_S[power.NORMAL])
         return used
 
 
@@ -475,6 +362,129 @@ def sweep(scenarios: list[Scenario], days: int, n: int) -> None:
         print(f"{name:<49s} {brown:9d} {gap:6d} m {lost:12d}")
 
 
+# --- the real firmware on the accelerated virtual board ------------------------------------
+
+FW_HEAP = "64k"
+FW_TIMEOUT_PER_DAY_S = 60.0  # a simulated day takes ~7 s here; this only stops a hung board
+FW_PRESENCE_S = 20  # how long a presence keeps the PIR high
+
+
+@dataclass
+class FirmwareRun:
+    first_day: int
+    days: int
+    start_soc: float
+    presences: int = 0
+    brownouts: int = 0
+    end_soc: int = 0
+    spent_j: int = 0
+    telemetry: int = 0
+    gap_max_s: int = 0
+    events_made: int = 0
+    events_delivered: int = 0
+    pending: int = 0
+    dropped: int = 0
+    modes: list[str] = field(default_factory=list)
+    oom: int = 0
+
+
+def run_firmware(inp: Inputs, first_day: int, days: int, soc: float) -> FirmwareRun:
+    """The node's firmware (.mpy, under MicroPython with a 64 KB heap) on a virtual board with
+    the accelerated clock, under the bench's sun, air and outages of those days."""
+    m0, n = first_day * DAY_MIN, days * DAY_MIN
+    start_s = DEC1 + m0 * MINUTE
+    run = FirmwareRun(first_day, days, soc, sum(len(p) for p in inp.people[m0:m0 + n]))
+    with tempfile.TemporaryDirectory(prefix="shorewatch-energy-") as tmp:
+        board = Path(tmp) / "board"
+        gateway = FakeGateway(unix_s=start_s)
+        try:
+            _prepare_board(board, inp, run, gateway.port, start_s)
+            with (Path(tmp) / "board.out").open("wb") as out:
+                proc = subprocess.Popen([micropython_binary(), "-X", f"heapsize={FW_HEAP}",
+                                         str(build_firmware() / "main.py"), str(board)],
+                                        stdout=out, stderr=subprocess.STDOUT)
+                gateway.serve(proc, FW_TIMEOUT_PER_DAY_S * days + 60)
+            text = (Path(tmp) / "board.out").read_text()
+            delivered = {(r.message.event_id, int(r.message.lifecycle))
+                         for r in gateway.of(Detection)}
+        finally:
+            gateway.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the firmware stopped with {proc.returncode}:\n{text[-2000:]}")
+    _parse_firmware(run, text, delivered)
+    return run
+
+
+def _outages(inp: Inputs, m0: int, n: int) -> list[list[int]]:
+    """The bench's outage minutes from m0 as [from_s, to_s] pairs of time since boot."""
+    spans: list[list[int]] = []
+    for m in range(m0, m0 + n):
+        if inp.outage[m]:
+            if m == m0 or not inp.outage[m - 1]:
+                spans.append([(m - m0) * MINUTE, 0])
+            spans[-1][1] = (m - m0 + 1) * MINUTE
+    return spans
+
+
+def _prepare_board(board: Path, inp: Inputs, run: FirmwareRun, port: int, start_s: int) -> None:
+    m0, n = run.first_day * DAY_MIN, run.days * DAY_MIN
+    board.mkdir()
+    (board / "identity.json").write_text(json.dumps({
+        "device_id": DEVICE_ID, "master_key": MASTER.hex(), "tag_len": TAG_LEN,
+        "hw_kind": "sensor_node", "gateway": {"host": "127.0.0.1", "port": port}}))
+    (board / "config.json").write_text(json.dumps({
+        "report_interval_s": power.TELEMETRY_S[power.NORMAL], "run_for_s": n * MINUTE,
+        "update_interval_s": 0,
+        "pir": {"seed": 7, "mean_interval_s": n * MINUTE / max(1, run.presences),
+                "duration_s": FW_PRESENCE_S},
+        "battery": {"initial_mv": round(cell.ocv_mv(run.start_soc))},
+        "sim": {"warp": True, "start_s": start_s, "outages": _outages(inp, m0, n)[:32]}}))
+    env = solar.Environment(start_s, tuple(inp.poa[m0:m0 + n]), tuple(inp.temp_c[m0:m0 + n]),
+                            tuple(inp.sun_up[m0:m0 + n]))
+    solar.write_environment(board / solar.ENV_FILE, env)
+
+
+def _parse_firmware(run: FirmwareRun, text: str, delivered: set[tuple[int, int]]) -> None:
+    made: set[tuple[int, int]] = set()
+    ups: list[int] = []
+    for line in text.splitlines():
+        if line.startswith("TELEMETRY "):
+            ups.append(json.loads(line[10:])["uptime_s"])
+        elif line.startswith("EVENT "):
+            e = json.loads(line[6:])
+            made.add((e["event_id"], ("new", "update", "end").index(e["lifecycle"])))
+        elif line.startswith("I sim: "):
+            parts = line[7:].split(", ")  # brownouts N, spent N J, soc N%, frames N, lost N
+            run.brownouts = int(parts[0].split()[1])
+            run.spent_j = int(parts[1].split()[1])
+            run.end_soc = int(parts[2].split()[1].rstrip("%"))
+        elif line.startswith("I app: stopped: "):
+            parts = line.split(", ")
+            run.pending = int(parts[3].split()[0])
+            run.oom = int(parts[4].split()[0])
+        elif "store full" in line:
+            run.dropped += 1
+        elif line.startswith("I app: power: "):
+            run.modes.append(line.split()[3])
+    run.telemetry = len(ups)
+    run.gap_max_s = max((b - a for a, b in itertools.pairwise(ups)), default=0)
+    run.events_made = len(made)
+    run.events_delivered = len(made & delivered)
+
+
+def print_firmware(run: FirmwareRun) -> None:
+    print(f"\nthe firmware on the accelerated virtual board (MicroPython, {FW_HEAP} heap), "
+          f"{run.days} days from {_date(run.first_day)} (the darkest week), same sun, air and "
+          f"outages, starting at {run.start_soc * 100:.0f} % like the policy scenario:")
+    print(f" brown-outs {run.brownouts}, SoC at the end {run.end_soc} %, spent on operations "
+          f"{run.spent_j / run.days:.0f} J/d, modes {' -> '.join(run.modes) or 'unchanged'}")
+    print(f" {run.telemetry} TELEMETRY, longest gap {run.gap_max_s / 60:.0f} min; "
+          f"{run.presences} presences in the bench's inputs; the virtual PIR made "
+          f"{run.events_made} events (new + end), {run.events_delivered} delivered, "
+          f"{run.pending} pending at the end, {run.dropped} dropped; out of memory "
+          f"{run.oom}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=1)
@@ -483,14 +493,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="percent on 1 December (default: commissioned nearly empty)")
     ap.add_argument("--sweep", type=int, default=10, metavar="N",
                     help="also run the policy scenarios for seeds 1..N (0: skip)")
+    ap.add_argument("--firmware-days", type=int, default=2, metavar="N",
+                    help="run the firmware on the virtual board for N days of the darkest "
+                         "week (0: skip; 7: the whole week, ~1 min)")
     args = ap.parse_args(argv)
-    if not 1 <= args.days <= 62 or not 0 < args.start_soc <= 100:
-        ap.error("--days 1..62, --start-soc 0..100")
+    if not 1 <= args.days <= 62 or not 0 < args.start_soc <= 100 \
+            or not 0 <= args.firmware_days <= min(7, args.days):
+        ap.error("--days 1..62, --start-soc 0..100, --firmware-days 0..7 (at most --days)")
     inp = make_inputs(args.days, args.seed)
     start = args.start_soc / 100
     first, worst = worst_window(inp.psh)
     print(f"Shorewatch sensor node, {args.days} days from 1 December at {LATITUDE} N: "
-          f"{PANEL_W:g} W panel at {PANEL_TILT:g} deg, 18650 3.4 Ah, seed {args.seed}")
+          f"{cell.PANEL_W:g} W panel at {solar.PANEL_TILT:g} deg, 18650 3.4 Ah, seed {args.seed}")
     print(f"policy: {POLICY_FILE.relative_to(ROOT)} (telemetry {power.TELEMETRY_S} s, radar "
           f"{power.RADAR_MS} ms, store {power.STORE_MAX})")
     print(f"sun: {sum(inp.psh) / len(inp.psh):.2f} peak-sun-hours/day (Calais December ~1), "
@@ -515,9 +529,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         sweep(scenarios, args.days, args.sweep)
     mine = [o for o in outcomes if o.scenario.kind == "policy"]
-    print(f"RESULT brownouts={sum(o.brownouts for o in mine)} "
-          f"max_telemetry_gap_min={max(o.gap_max_s for o in mine) // 60} "
-          f"events_lost={sum(o.lost for o in mine)}")
+    brownouts = sum(o.brownouts for o in mine)
+    gap = max(o.gap_max_s for o in mine)
+    lost = sum(o.lost for o in mine)
+    if args.firmware_days:
+        fw_first = min(first, args.days - args.firmware_days)
+        fw = run_firmware(inp, fw_first, args.firmware_days, outcomes[0].day_soc[fw_first])
+        print_firmware(fw)
+        brownouts += fw.brownouts
+        gap = max(gap, fw.gap_max_s)
+        lost += fw.dropped + fw.events_made - fw.events_delivered  # pending: still held
+    print(f"RESULT brownouts={brownouts} max_telemetry_gap_min={gap // 60} events_lost={lost}")
     return 0
 
 

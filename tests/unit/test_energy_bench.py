@@ -28,14 +28,16 @@ def energy() -> ModuleType:
     return module
 
 
-def test_the_bench_uses_the_device_policy_file(energy: ModuleType) -> None:
+def test_the_bench_uses_the_device_policy_and_cell_files(energy: ModuleType) -> None:
     assert Path(energy.power.__file__).resolve() == ROOT / "device" / "sw" / "app" / "power.py"
-    assert energy.power.soc_pct(energy.BROWNOUT_MV) / 100 == energy.BROWNOUT_SOC
+    assert Path(energy.cell.__file__).resolve() == ROOT / "device" / "sw" / "hal" / "cell.py"
+    assert energy.power.soc_pct(energy.cell.BROWNOUT_MV) / 100 == energy.BROWNOUT_SOC
 
 
 def test_a_short_run_ends_with_the_result_line(energy: ModuleType,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert energy.main(["--days", "7", "--sweep", "0", "--start-soc", "50"]) == 0
+    assert energy.main(["--days", "7", "--sweep", "0", "--start-soc", "50",
+                        "--firmware-days", "0"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     m = RESULT.match(lines[-1])
     assert m, lines[-1]

@@ -394,7 +394,9 @@ class Node:
     def _flush(self, now):
         """Send what is due, park what ran out of retries; ms until the next due entry."""
         st = self.store
-        retries = self.cfg[_RETRIES]
+        # after a failed delivery the link is suspect: one send each, no retries, until an
+        # ACK shows it works again (an outage then costs one datagram per event per TELEMETRY)
+        retries = self.cfg[_RETRIES] if self.link_ok else 0
         nxt = None
         inflight = 0
         held = 0

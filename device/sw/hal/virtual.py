@@ -186,14 +186,20 @@ class SimLink(UdpLink):
         self.sent = 0
         self.lost = 0  # frames sent into an outage
 
-    def send(self, frame):
-        self.sent += 1
+    def down(self):
+        """True while the access point is down."""
         t = ticks_diff(self._clock.now(), self._t0) // 1000
         o = self._outages
         for i in range(0, len(o), 2):
             if o[i] <= t < o[i + 1]:
-                self.lost += 1
-                return False  # the access point is down: the frame goes nowhere
+                return True
+        return False
+
+    def send(self, frame):
+        self.sent += 1
+        if self.down():
+            self.lost += 1
+            return False  # the frame goes nowhere
         return UdpLink.send(self, frame)
 
     def close(self):

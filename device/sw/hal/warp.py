@@ -4,8 +4,9 @@ Plays the `clock` and `sleep` roles of a virtual board configured with "sim": {"
 Ticks are the unix port's ticks plus a skew. When the node waits with nothing awaited (what a
 real board would sleep through), the skew jumps by the whole wait at once. When it awaits an
 answer (a WELCOME, an ACK), it waits in real time, but at most _AWAKE_REAL_MS: a gateway on
-loopback answers within milliseconds, so the rest of a timeout passes at once too. A 14-hour
-night then takes seconds, and every deadline of the firmware is kept in simulated time.
+loopback answers within milliseconds, so the rest of a timeout passes at once too (all of it
+while the simulated access point is down). A 14-hour night then takes seconds, and every
+deadline of the firmware is kept in simulated time.
 
 The energy of being awake is charged to the virtual supply here, where sleep and wake are
 known: each radio session (frames sent between two sleeps) and the time spent awake waiting.
@@ -52,6 +53,11 @@ class Warp(SoftClock):
             self._skew += ms
             self.slept_ms += ms
             self.jumps += 1
+            return False
+        if self.link.down():
+            # the access point is down: whatever was sent went nowhere, nothing will answer
+            self._skew += ms
+            self.supply.spend(ESP_ACTIVE_W * ms / 1000)
             return False
         t = ticks_ms()
         ready = False
