@@ -97,6 +97,12 @@ check("telemetry at least every 15 min",
       all(power.telemetry_s(m) <= 900 for m in (NORMAL, SAVING, RECOVERY)))
 check("telemetry slows down as the battery drains",
       power.telemetry_s(NORMAL) < power.telemetry_s(SAVING) < power.telemetry_s(RECOVERY))
+# the interval the node uses: configured in normal mode, at least the mode's, 15 min at most
+INTERVALS = ((NORMAL, 300, 300), (NORMAL, 60, 60), (NORMAL, 0.5, 0.5), (NORMAL, 3600, 900),
+             (SAVING, 60, 600), (SAVING, 700, 700), (RECOVERY, 60, 900), (RECOVERY, 3600, 900))
+for mode, configured, want in INTERVALS:
+    got = power.interval_s(mode, configured)
+    check(f"interval_s({power.MODES[mode]}, {configured})", got == want, repr(got))
 check("radar window shrinks", power.radar_ms(NORMAL) > power.radar_ms(SAVING)
       > power.radar_ms(RECOVERY) > 0)
 check("normal delivers at once", power.deliver_now(NORMAL, 1, True))
@@ -106,6 +112,9 @@ check("recovery batches", not power.deliver_now(RECOVERY, 7, True)
       and power.deliver_now(RECOVERY, 8, True))
 check("no extra wake while the link is down", not power.deliver_now(NORMAL, 50, False))
 check("store holds a flush of every mode", 2 * max(power.FLUSH_AT) <= power.STORE_MAX)
+check("OCV: pairs of rising mV and %", len(power.OCV) % 2 == 0
+      and all(power.OCV[i] < power.OCV[i + 2] and power.OCV[i + 1] < power.OCV[i + 3]
+              for i in range(0, len(power.OCV) - 2, 2)))
 
 print(f"{counts[0]} passed, {counts[1]} failed")
 sys.exit(1 if counts[1] else 0)

@@ -1,5 +1,7 @@
 """Real device drivers (device/sw/hal) on the real MicroPython unix port, against recorded bus
-traffic; board definitions import-checked; the duty-cycle policy (device/sw/app/power.py).
+traffic; board definitions import-checked; the duty-cycle policy (device/sw/app/power.py), the
+event store (device/sw/app/events.py), and deep sleep with the node's state in RTC memory
+(device/sw/hal/sleep.py, device/sw/app/retain.py) with a stand-in `machine`.
 
 Each runner is a MicroPython script that ends with exactly "N passed, M failed"; the count is
 asserted too, so a check that silently stopped running fails here.
@@ -29,7 +31,9 @@ HEAP_LINE = re.compile(r"^heap (\w+) resident (\d+) bytes, worst error (\d+) cc$
 DRIVER_CHECKS = 48
 MLX_CHECKS = 88
 BOARD_CHECKS = 23
-POWER_CHECKS = 39
+POWER_CHECKS = 48
+EVENTS_CHECKS = 30
+SLEEP_CHECKS = 28
 TOLERANCE_K = 0.5  # stated accuracy of driver vs. scene; rounding alone gives < 0.1 K
 MLX_RESIDENT_MAX = 8 * 1024  # driver + buffers after begin(), bytes (unix port, 64-bit)
 ADDR = "33"
@@ -202,4 +206,21 @@ def test_board_compiles_with_mpy_cross(board: str, arch: str, tmp_path: Path) ->
 def test_power_policy_under_micropython() -> None:
     done = _run(str(HERE / "power_runner.py"), str(ROOT))
     assert _summary(done.stdout) == (POWER_CHECKS, 0), done.stdout + done.stderr
+    assert done.returncode == 0
+
+
+# --- the event store, and deep sleep with RTC memory -----------------------------------------
+
+def test_event_store_under_micropython() -> None:
+    done = _run(str(HERE / "events_runner.py"), str(ROOT))
+    assert _summary(done.stdout) == (EVENTS_CHECKS, 0), done.stdout + done.stderr
+    assert done.returncode == 0
+
+
+def test_deep_sleep_keeps_the_node_in_rtc_memory(tmp_path: Path) -> None:
+    """The real sleep driver and the node's boot on the unix port, with stand-ins for machine
+    and esp32 only: a wake from deep sleep goes on with the session, the counters, the mode
+    and the stored events; a corrupt image or a power-on boots as new."""
+    done = _run(str(HERE / "sleep_runner.py"), str(tmp_path), str(ROOT))
+    assert _summary(done.stdout) == (SLEEP_CHECKS, 0), done.stdout + done.stderr
     assert done.returncode == 0

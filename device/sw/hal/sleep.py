@@ -32,11 +32,13 @@ _HEAD_SIZE = const(14)
 class MachineSleep:
     """machine: the machine module; pir: the board's PinPir (its pin wakes the chip);
     deep_ms: the shortest idle wait slept in deep sleep (0: light sleep only, as on a board
-    without RTC memory); esp32: the esp32 module where the port has one (ext0 wake)."""
+    without RTC memory); esp32: the esp32 module where the port has one (ext0 wake);
+    rtc_ms: the RTC's time in ms, which runs on through deep sleep (ticks do not)."""
 
-    def __init__(self, machine, pir, deep_ms=0, esp32=None):
+    def __init__(self, machine, pir, deep_ms=0, esp32=None, rtc_ms=None):
         self._m = machine
         self._pir = pir
+        self._rtc_ms = rtc_ms or _rtc_ms
         self.deep_ms = deep_ms
         self._esp32 = esp32
         self.sleeps = 0  # light sleeps taken
@@ -54,7 +56,7 @@ class MachineSleep:
 
     def deep(self, ms, data):
         """Keep data in RTC memory and deep-sleep ms; the board comes back through a reset."""
-        head = struct.pack(_HEAD, _MAGIC, _rtc_ms(), len(data))
+        head = struct.pack(_HEAD, _MAGIC, self._rtc_ms(), len(data))
         self._m.RTC().memory(head + data)
         self._wake_on_pir(getattr(self._m, "DEEPSLEEP", None))
         self._m.deepsleep(ms)
@@ -70,7 +72,7 @@ class MachineSleep:
         magic, t, n = struct.unpack_from(_HEAD, mem)
         if magic != _MAGIC or len(mem) < _HEAD_SIZE + n:
             return None
-        slept = _rtc_ms() - t
+        slept = self._rtc_ms() - t
         return bytes(memoryview(mem)[_HEAD_SIZE:_HEAD_SIZE + n]), max(0, slept)
 
     def _wake_on_pir(self, mode):
@@ -87,5 +89,5 @@ class MachineSleep:
 
 
 def _rtc_ms():
-    # the RTC keeps counting through deep sleep on the ESP32 (time.time_ns); ticks do not
+    # the RTC keeps counting through deep sleep on the ESP32 (time.time_ns)
     return time.time_ns() // 1000000
