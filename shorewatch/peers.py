@@ -20,9 +20,12 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from .sim import solar
+
 DEVICE_DIR = Path(__file__).resolve().parent.parent / "device"
 # MicroPython heap of a small sensor-node board (ESP32-C3 class after WiFi is up).
 NODE_HEAP = "64k"
+ENVIRONMENT_MIN = 2 * 24 * 60  # minutes of sun and air written for a virtual board
 
 
 class PeerError(RuntimeError):
@@ -218,14 +221,19 @@ class VirtualBoard:
         self._out: IO[str] | None = None
 
     @staticmethod
-    def prepare(board_dir: Path, identity: dict[str, Any], config: dict[str, Any]) -> None:
-        """Lay out the board's "flash": identity (secret, 0600) and config."""
+    def prepare(board_dir: Path, identity: dict[str, Any], config: dict[str, Any],
+                *, seed: int = 1) -> None:
+        """Lay out the board's "flash": identity (secret, 0600), config, and the sun and air
+        of the next two days at Calais (a board on its own clock sees them from the WELCOME)."""
         board_dir.mkdir(parents=True, exist_ok=True)
         ident = board_dir / "identity.json"
         ident.touch(mode=0o600)
         ident.chmod(0o600)
         ident.write_text(json.dumps(identity))
         (board_dir / "config.json").write_text(json.dumps(config))
+        start = int(time.time()) - 3600
+        solar.write_environment(board_dir / solar.ENV_FILE,
+                                solar.environment(start, ENVIRONMENT_MIN, seed))
 
     def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
         firmware = self.firmware or build_firmware()

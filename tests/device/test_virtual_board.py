@@ -97,7 +97,7 @@ def config(**over: Any) -> dict[str, Any]:
         "run_for_s": 3,
         "update_interval_s": 0.25,
         "pir": {"seed": 3, "mean_interval_s": 0.6, "duration_s": 0.5},
-        "battery": {"initial_mv": 3900, "discharge_mv_per_h": 20},
+        "battery": {"initial_mv": 3900},
         "link": {"ack_timeout_s": 0.4, "max_retries": 3},
         "log_level": "info",
     }
