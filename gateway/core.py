@@ -81,6 +81,8 @@ class Effects:
 
     replies: list[bytes] = field(default_factory=list)
     records: list[OutboxRecord] = field(default_factory=list)
+    # The device the frame came from (None: rejected); its row goes with these effects.
+    device: DeviceState | None = None
 
     def __bool__(self) -> bool:
         return bool(self.replies or self.records)
@@ -157,6 +159,7 @@ class FrameHandler:
             self._reject(exc, source, now)
             return effects
         msg = received.message
+        effects.device = state
         self._seen(state, source, now, msg.TYPE)
         reply = self._dispatch(state, received, msg, now, effects)
         if reply is not None and not self._reply(state, reply, effects):
@@ -191,7 +194,7 @@ class FrameHandler:
         state.dirty = True
         state.staged_telemetry = frame[SHORT_HEADER:cut]
         self._seen(state, source, now, MessageType.TELEMETRY)
-        effects = Effects()
+        effects = Effects(device=state)
         if self._push_due(state, False, now):
             self._send_push(state, now, effects)
         return effects

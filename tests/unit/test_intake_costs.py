@@ -28,7 +28,7 @@ from gateway.core import Effects, FrameHandler
 from gateway.errors import ConfigError
 from gateway.http import MetricsServer
 from gateway.metrics import GatewayMetrics
-from gateway.registry import DeviceState, snapshot
+from gateway.registry import CounterRow, DeviceState, snapshot
 from gateway.service import Committer
 from gateway.transports import UDP_RCVBUF, _bind_udp
 from protocol import (
@@ -202,9 +202,11 @@ async def test_metrics_are_rendered_while_the_loop_keeps_running() -> None:
 class _CountingRegistry:
     def __init__(self) -> None:
         self.commits = 0
+        self.rows: list[list[int]] = []  # device ids written, per commit
 
-    def commit(self, rows: object, records: object) -> int:
+    def commit(self, rows: list[CounterRow], records: object) -> int:
         self.commits += 1
+        self.rows.append(sorted(r.device_id for r in rows))
         return 0
 
 
@@ -214,12 +216,13 @@ def _welcomed_with_telemetry() -> tuple[FrameHandler, dict[int, DeviceState]]:
     for dev in (1, 2):
         handler.handle(_frame(dev, _hello(bytes([dev]) * 8), 0), ("127.0.0.1", 5000), NOW)
         snapshot([devices[dev]]).show()
-        assert not handler.handle(_frame(dev, TEL, 1), ("127.0.0.1", 5000), NOW)  # no effects
+        effects = handler.handle(_frame(dev, TEL, 1), ("127.0.0.1", 5000), NOW)
+        assert not effects  # nothing to queue: the device is dirty, its telemetry staged
         assert devices[dev].dirty and devices[dev].telemetry is None
     return handler, devices
 
 
-async def test_telemetry_rides_along_with_the_next_commit_replies_commit_at_once() -> None:
+async def test_a_reply_commits_at_once_with_its_device_only_telemetry_waits() -> None:
     _, devices = _welcomed_with_telemetry()
     registry = _CountingRegistry()
     sent: list[bytes] = []
@@ -231,7 +234,7 @@ async def test_telemetry_rides_along_with_the_next_commit_replies_commit_at_once
             await asyncio.sleep(0)
         assert registry.commits == 0  # telemetry alone waits for a reason to commit
         assert all(d.telemetry is None for d in devices.values())
-        committer.submit(("127.0.0.1", 2), Effects(replies=[b"ack"]))
+        committer.submit(("127.0.0.1", 2), Effects(replies=[b"ack"], device=devices[2]))
         for _ in range(500):
             if sent:
                 break
@@ -239,8 +242,11 @@ async def test_telemetry_rides_along_with_the_next_commit_replies_commit_at_once
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert registry.commits == 1  # one transaction for the reply and both devices' windows
-    assert all(d.telemetry == TEL for d in devices.values()) and sent == [b"ack"]
+    assert registry.rows == [[2]] and sent == [b"ack"]  # one transaction, the waiting device's
+    assert devices[2].telemetry == TEL and not devices[2].dirty
+    assert devices[1].telemetry is None and devices[1].dirty  # for the next full commit
+    await committer.commit()  # full: every dirty device
+    assert registry.rows == [[2], [1]] and devices[1].telemetry == TEL
 
 
 async def test_telemetry_alone_commits_within_the_idle_interval() -> None:
