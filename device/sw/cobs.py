@@ -5,7 +5,7 @@ Runs on MicroPython and CPython. No I/O: bytes in, frames and error reasons out.
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compiler hint
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the stub's generic signature, same behaviour
         return x
 
 # Same values as in proto.py; repeated so that this module imports on its own.
@@ -86,7 +86,7 @@ class StreamDecoder:
 
     def feed(self, data):
         """Consume bytes; return the completed outputs (often an empty list)."""
-        out = []
+        out = []  # type: list[tuple[bytes | None, str | None]]
         buf = self._buf
         for b in data:
             if b == 0:

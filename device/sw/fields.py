@@ -12,7 +12,7 @@ from .proto import (CONFIG_ACK, CONFIG_PUSH, DETECTION, FW_RESULT, HELLO, LOG, N
 # Field names of each message (index = type), in the order of the per-message tuples. Length
 # fields of variable parts (n, length, thumb_len) are implied by what follows and left out.
 _FIELDS = (
-    None,
+    "",  # no message type 0 (_known() rejects it)
     "fw_major fw_minor fw_patch hw_kind boot_reason capabilities schema nonce config_version",
     "nonce unix_s unix_ms config_version flags",
     "battery_mv solar_mv charge_ma temperature_cc humidity_half_pct rssi_dbm uptime_s "
@@ -45,6 +45,16 @@ _ENUMS = {
                     "config_invalid too_large",
     (LOG, "level"): "debug info warning error critical",
 }
+# pack_<msg> / unpack_<msg> by type - 1 (HELLO, type 1, first). Kept here, not in proto: only
+# the dict form needs them, so a node never holds the tables.
+_PACKERS = (proto.pack_hello, proto.pack_welcome, proto.pack_telemetry, proto.pack_detection,
+            proto.pack_config_push, proto.pack_config_ack, proto.pack_fw_offer,
+            proto.pack_fw_request, proto.pack_fw_chunk, proto.pack_fw_result, proto.pack_ack,
+            proto.pack_nack, proto.pack_log)
+_UNPACKERS = (proto.unpack_hello, proto.unpack_welcome, proto.unpack_telemetry,
+              proto.unpack_detection, proto.unpack_config_push, proto.unpack_config_ack,
+              proto.unpack_fw_offer, proto.unpack_fw_request, proto.unpack_fw_chunk,
+              proto.unpack_fw_result, proto.unpack_ack, proto.unpack_nack, proto.unpack_log)
 _THUMB_FORMATS = "- deflate raw"  # 0 is not a format: "-" never matches a given name
 _DEFAULTS = {(HELLO, "config_version"): 0, (DETECTION, "thumbnail"): None}  # trailing groups
 
@@ -66,13 +76,13 @@ def pack_body(mtype, fields):
         t = args[-1]
         fmt = _number(mtype, "thumbnail.format", _THUMB_FORMATS, t["format"])
         args[-1] = (fmt, t["w"], t["h"], t["data"])
-    return proto._PACKERS[mtype](*args)
+    return _PACKERS[mtype - 1](*args)
 
 
 def unpack_body(mtype, body):
     """Dict of the body's fields (raises ProtoError('malformed') like unpack_<msg>)."""
     _known(mtype)
-    vals = proto._UNPACKERS[mtype](body)
+    vals = _UNPACKERS[mtype - 1](body)
     names = _FIELDS[mtype].split()
     out = {}
     for i in range(len(names)):

@@ -78,11 +78,10 @@ class Node:
         self.dev = ident["device_id"]
         self.tag_len = ident["tag_len"]
         self.keys = proto.Keys(ident["master_key"])
-        self.counter = None  # reserved in attach(), once the board is known to exist
+        # counter, board and info are set by attach(): the counters are reserved once the
+        # board is known to exist
         self.window = proto.Window()  # downlink; H comes from the WELCOME
         self.poller = select.poll()
-        self.board = None
-        self.info = None
         self.queue = []  # detections awaiting ACK, oldest first
         self.overflow = False  # a detection was dropped: TELEMETRY store_overflow (sticky)
         self.synced = False
