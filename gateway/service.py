@@ -265,7 +265,8 @@ class Gateway:
             self.udp = [UdpListener(u, deliver, self.metrics) for u in s.udp_listeners]
             self.serial = [SerialLink(p, deliver, self.metrics) for p in s.serial]
             await committer.commit()  # reserve downlink counters before the first reply
-            http = MetricsServer(self.metrics.registry, self._healthy, self._refresh_sessions)
+            http = MetricsServer(self.metrics.counters, self._healthy, self._refresh_sessions,
+                                 stream=self.metrics.fleet.exposition)
             try:
                 for listener in self.udp:
                     await listener.start()
