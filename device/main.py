@@ -1,7 +1,8 @@
-"""Shorewatch sensor node entry point.
+"""Shorewatch device entry point: the sensor node, or the thermal camera (identity hw_kind).
 
 On a board it runs from the flash root at boot. On the unix port (virtual board):
-    micropython -X heapsize=64k <dir>/main.py <board_dir>
+    micropython -X heapsize=64k <dir>/main.py <board_dir>     (sensor node)
+    micropython -X heapsize=128k <dir>/main.py <board_dir>    (thermal camera)
 """
 import gc
 import sys
@@ -17,6 +18,31 @@ def _main():
     # their space comes back as larger free regions instead of holes between long-lived objects.
     import sw.app.node  # noqa: F401
 
+    board = _camera(sys.argv)
+    if board:
+        # A camera's code (application, board, drivers) and its pipeline's frame buffers
+        # (~27 KB) next, before the boot step leaves long-lived scraps (the settings) all
+        # over the heap.
+        try:
+            # one module at a time, collecting in between: what loading one leaves behind is
+            # reused by the next instead of pushing it further up the heap
+            for name in ("camera_shape", "camera_fast", "camera_track", "camera", "camera_app"):
+                __import__("sw.app." + name)
+                gc.collect()
+            from sw.app import camera_app
+
+            camera_app.reserve(board)
+        except (ImportError, MemoryError):
+            # no such board, or not the heap for a camera: the boot step says which; what
+            # was loaded is dropped so that it can
+            import sw.app
+
+            for name in list(sys.modules):
+                if name.startswith("sw.app.camera"):
+                    del sys.modules[name]
+                    if hasattr(sw.app, name[7:]):
+                        delattr(sw.app, name[7:])
+        gc.collect()
     from sw.app import boot
 
     loaded = boot.load(sys.argv)
@@ -32,6 +58,26 @@ def _main():
     del start, loaded
     gc.collect()
     return node if isinstance(node, int) else node.main()
+
+
+def _camera(argv):
+    """The board name if this board is provisioned as a thermal camera, else None. It only
+    decides what to load first: the boot step reads and checks identity.json for real."""
+    import json
+
+    from sw import store
+
+    try:
+        with open(store.path(argv[1] if len(argv) > 1 else "", "identity.json")) as f:
+            ident = json.load(f)
+        board = ident.get("board", "virtual")
+        # a module name (boot.py checks it the same way): nothing else reaches an import
+        if ident.get("hw_kind") == "thermal_camera" and isinstance(board, str) and board and \
+                all(c.isalpha() or c.isdigit() or c == "_" for c in board):
+            return board
+    except (OSError, ValueError, AttributeError):
+        pass  # the boot step says what is wrong
+    return None
 
 
 sys.exit(_main())

@@ -101,7 +101,7 @@ BOARDS = (
     ("picow_node", 1, 0x3B, NODE_ROLES,
      (("ADC", 26, None), ("Pin", 17, Pin.OUT), ("I2C", 0, 4, 5, 400000),
       ("UART", 0, 256000, 0, 1, 0), ("Pin", 16, Pin.OUT), ("Pin", 15, Pin.IN))),
-    ("esp32s3_camera", 2, 0x3C, (),
+    ("esp32s3_camera", 2, 0xBC, (),
      (("ADC", 1, 3), ("Pin", 2, Pin.OUT), ("I2C", 1, 4, 5, 400000),
       ("I2C", 0, 8, 9, 800000))),
 )
