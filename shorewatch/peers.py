@@ -206,7 +206,8 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
 
 
 class VirtualBoard:
-    """A sensor node running the real firmware in the MicroPython unix port, as a process."""
+    """A board (sensor node, or thermal camera with ``heap=CAMERA_HEAP``) running the real
+    firmware in the MicroPython unix port, as a process."""
 
     def __init__(self, board_dir: Path, *, heap: str = NODE_HEAP,
                  firmware: Path | None = None) -> None:
@@ -226,10 +227,14 @@ class VirtualBoard:
         ident.write_text(json.dumps(identity))
         (board_dir / "config.json").write_text(json.dumps(config))
 
-    def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
+    def command(self) -> list[str]:
+        """The command line that runs this board (builds the firmware if needed)."""
         firmware = self.firmware or build_firmware()
-        cmd = [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
-               str(self.board_dir)]
+        return [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
+                str(self.board_dir)]
+
+    def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
+        cmd = self.command()
         if stdout is None:
             self._out = (self.board_dir / "console.log").open("a", encoding="utf-8")
             stdout = self._out
