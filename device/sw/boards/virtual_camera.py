@@ -32,10 +32,6 @@ def make(flash, identity, config):
     path = t["recording"]
     if not path.startswith("/"):
         path = store.path(flash, path)
-    try:
-        open(path, "rb").close()
-    except OSError:
-        raise OSError("config.json: thermal.recording %s cannot be read" % path)
     seed = config["pir"]["seed"]
     bat = config["battery"]
     gw = identity["gateway"]
@@ -46,4 +42,8 @@ def make(flash, identity, config):
         b.clock, seed ^ 0x5EED, bat["initial_mv"], bat["discharge_mv_per_h"])
     b.thermo = mlx90640_virtual.VirtualMlx90640(path, t["speed"], t["loop"], t["loop_from"],
                                                 t["frames"])
+    try:
+        b.thermo.begin()  # a recording that cannot be played is bad provisioning: say so now
+    except OSError as e:
+        raise OSError("config.json: thermal.recording: %s" % e)
     return b

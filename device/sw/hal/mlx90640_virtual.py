@@ -57,7 +57,10 @@ class VirtualMlx90640:
         """Open the recording (OSError if it is missing or not whole frames)."""
         if self._f is not None:
             self._f.close()
-        size = os.stat(self.path)[6]
+        try:
+            size = os.stat(self.path)[6]
+        except OSError:
+            raise OSError("%s cannot be read" % self.path)
         if size % _FRAME_BYTES or size // _FRAME_BYTES <= self.loop_from:
             raise OSError("%s: %d bytes is not a whole number of %d-byte frames past frame %d"
                           % (self.path, size, _FRAME_BYTES, self.loop_from))
