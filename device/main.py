@@ -20,29 +20,7 @@ def _main():
 
     board = _camera(sys.argv)
     if board:
-        # A camera's code (application, board, drivers) and its pipeline's frame buffers
-        # (~27 KB) next, before the boot step leaves long-lived scraps (the settings) all
-        # over the heap.
-        try:
-            # one module at a time, collecting in between: what loading one leaves behind is
-            # reused by the next instead of pushing it further up the heap
-            for name in ("camera_shape", "camera_fast", "camera_track", "camera", "camera_app"):
-                __import__("sw.app." + name)
-                gc.collect()
-            from sw.app import camera_app
-
-            camera_app.reserve(board)
-        except (ImportError, MemoryError):
-            # no such board, or not the heap for a camera: the boot step says which; what
-            # was loaded is dropped so that it can
-            import sw.app
-
-            for name in list(sys.modules):
-                if name.startswith("sw.app.camera"):
-                    del sys.modules[name]
-                    if hasattr(sw.app, name[7:]):
-                        delattr(sw.app, name[7:])
-        gc.collect()
+        _camera_code(board)
     from sw.app import boot
 
     loaded = boot.load(sys.argv)
@@ -51,6 +29,15 @@ def _main():
     gc.collect()
     if isinstance(loaded, int):
         return loaded  # bad provisioning: the reason is already on stderr
+    if board and "sw.app.camera_app" in sys.modules:
+        # The pipeline's frame buffers (~27 KB) right after the boot step, in what it left:
+        # every module and interned name is in place by now (the names' table grows in one
+        # block of up to 7 KB, which must not come after the buffers took the room).
+        try:
+            sys.modules["sw.app.camera_app"].reserve()
+        except MemoryError:
+            pass  # start.py tries once more, and says so
+        gc.collect()
     from sw.app import start
 
     node = start.start(*loaded)
@@ -58,6 +45,28 @@ def _main():
     del start, loaded
     gc.collect()
     return node if isinstance(node, int) else node.main()
+
+
+def _camera_code(board):
+    """Load a camera's code (application, board, drivers) before the boot step, one module at
+    a time with a collection in between: what loading one leaves behind is reused by the next
+    instead of pushing it further up the heap."""
+    try:
+        for name in ("sw.app.camera_shape", "sw.app.camera_fast", "sw.app.camera_track",
+                     "sw.app.camera", "sw.app.camera_app", "sw.boards." + board):
+            __import__(name)
+            gc.collect()
+    except (ImportError, MemoryError):
+        # no such board, or not the heap for a camera: the boot step says which; what was
+        # loaded is dropped so that it can
+        import sw.app
+
+        for name in list(sys.modules):
+            if name.startswith("sw.app.camera"):
+                del sys.modules[name]
+                if hasattr(sw.app, name[7:]):
+                    delattr(sw.app, name[7:])
+        gc.collect()
 
 
 def _camera(argv):

@@ -53,16 +53,11 @@ _TAG = "cam"
 _reserved = None  # a pipeline allocated early by reserve(), taken by Camera()
 
 
-def reserve(board):
-    """Load the board's code and allocate the pipeline's frame buffers (~27 KB on the unix
-    port) now: main.py calls it before the boot step, while the heap is still in one piece,
-    so that the code (and the table of interned names, which grows in one block) and then the
-    buffers find contiguous room. Camera() configures the buffers. ImportError for a board
-    that does not exist (the boot step reports it)."""
+def reserve():
+    """Allocate the pipeline's frame buffers (~27 KB on the unix port) now, as one piece:
+    main.py calls it right after the boot step, once every module is loaded. Camera()
+    configures them."""
     global _reserved
-    from .. import boards
-
-    boards.load(board)
     _reserved = Pipeline({})
 
 
