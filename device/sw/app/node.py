@@ -175,12 +175,12 @@ class Node:
 
     # --- uplink -----------------------------------------------------------------------------
 
-    def _send(self, mtype, body):
+    def _send(self, mtype, body, encrypt=False):
         """Frame and send one uplink; its counter, or None if no counter could be had."""
         try:
             c = self.counter.next()
             frame = proto.encode_frame(self.keys, mtype, proto.UP, self.dev, c, body,
-                                       self.tag_len)
+                                       self.tag_len, encrypt)
         except (proto.ProtoError, OSError) as e:
             # counter_exhausted (re-key needed) or the next counter block could not be
             # persisted: sending anyway could reuse a counter after a reboot.
