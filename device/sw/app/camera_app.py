@@ -70,12 +70,13 @@ class Camera(Node):
         pcfg = dict(cfg["camera"])  # validated at boot (camera_cfg.py)
         pcfg["sensitivity"] = cfg["detection_sensitivity"]
         pcfg["id_base"] = boot_count << 16  # event ids unique across boots, like the node's
-        pl = self.pl = _reserved
+        pl = _reserved
         _reserved = None
         if pl is None:
-            self.pl = Pipeline(pcfg)  # every frame buffer, allocated once, here
+            pl = Pipeline(pcfg)  # every frame buffer, allocated once, here
         else:
             pl.configure(pcfg)
+        self.pl = pl
         # MLX90640 refresh code: 0.5 * 2**code subpages per second, two per frame
         self._refresh = 0
         while 0.25 * (1 << self._refresh) < self.pl.fps and self._refresh < 7:

@@ -15,14 +15,7 @@ def start(flash, ident, cfg, boot_count):
     log.level = log.NAMES.index(cfg["log_level"])  # validated at boot
     name = ident["board"]
     try:
-        if camera:
-            # main.py loaded the camera's code and board first (camera_app.reserve); the
-            # board is checked before anything else is built
-            mod = _board(boards, name, camera)
-            from .camera_app import Camera
-
-            node = Camera(flash, ident, cfg, boot_count)
-        else:
+        if not camera:
             from .node import Node
 
             # the Node before the board code: its long-lived keys go below the board
@@ -30,6 +23,13 @@ def start(flash, ident, cfg, boot_count):
             # compacted)
             node = Node(flash, ident, cfg, boot_count)
             mod = _board(boards, name, camera)
+        else:
+            # main.py loaded the camera's code and board first (camera_app.reserve); the
+            # board is checked before anything else is built
+            mod = _board(boards, name, camera)
+            from .camera_app import Camera
+
+            node = Camera(flash, ident, cfg, boot_count)
         board = mod.make(flash, ident, cfg)
         info = (name, mod.HW_KIND, mod.boot_reason(), mod.CAPABILITIES)
         boards.unload(name)

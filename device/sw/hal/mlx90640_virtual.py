@@ -50,7 +50,7 @@ class VirtualMlx90640:
         self.frames = 0  # frames read from the recording
         self.subpage = -1
         self.ended = False
-        self._due = 0
+        self._due = ticks_us()
         self.set_refresh(2)  # 2 Hz: the sensor's power-on default
 
     def begin(self):
@@ -104,6 +104,8 @@ class VirtualMlx90640:
     def _next_frame(self):
         """The next frame of the recording into `cc`; False once the source ended."""
         f = self._f
+        if f is None:
+            return False
         if not self.limit or self.frames < self.limit:
             if f.readinto(self.cc) == _FRAME_BYTES:
                 return True
