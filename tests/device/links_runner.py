@@ -68,7 +68,7 @@ class Port:
         self.calls = []
         self.wlan = None
 
-    def WLAN(self, iface):
+    def WLAN(self, iface):  # noqa: N802 - the name network.WLAN has
         self.calls.append(("WLAN", iface))
         if self.wlan is None:
             self.wlan = Wlan(self)
@@ -185,7 +185,7 @@ def test_wifi_retries_with_growing_jittered_delays():
 
 def test_wifi_timeout_is_bounded():
     st = RP2
-    w, net, clk = make(st, [[2], [2]], attempts=2, timeout_ms=1000, backoff_ms=500)
+    w, _net, clk = make(st, [[2], [2]], attempts=2, timeout_ms=1000, backoff_ms=500)
     got = w.up()  # 2 = link up without an address, forever: a timeout, not a hang
     check("timeout: reason", got == wifi.TIMEOUT and w.tries == 2, repr((got, w.tries)))
     check("timeout: bounded time", clk.now <= 2 * 1100 + 500, repr(clk.now))
@@ -200,7 +200,7 @@ def test_wifi_wrong_password_gives_up_at_once():
         check(name + ": wrong password", got == wifi.WRONG_PASSWORD and w.tries == 1,
               repr((got, w.tries)))
         check(name + ": no backoff", backoffs(clk) == [], repr(clk.sleeps))
-    w, net, clk = make(RP2, [[-2]] * 4)
+    w, _net, clk = make(RP2, [[-2]] * 4)
     check("rp2: no AP found after 4 tries", w.up() == wifi.NO_AP and w.tries == 4)
 
 
@@ -219,7 +219,7 @@ def test_wifi_connect_refused_and_config():
             e = None
         except wifi.WifiConfigError as x:
             e = x
-        check("bad config refused: %r" % (sorted(cfg),), e is not None)
+        check(f"bad config refused: {sorted(cfg)}", e is not None)
         check("bad config message has no secret", e is None or "short" not in str(e))
     w2 = wifi.from_config({"wifi_ssid": "beach", "wifi_psk": PSK}, net=net,
                           sleep_ms=clk.sleep_ms, ticks_ms=clk.ticks_ms,
@@ -284,9 +284,9 @@ def drain(link, limit=20):
 
 
 def test_serial_frames_garbage_and_oversize():
-    a, b, c = b"\x01\x00\x02hello", b"\x00" * 5, bytes(range(1, 255)) * 2
+    a, b, c = b"\x01\x00\x02hello", b"\x00" * 5, bytes(range(1, 255))  # c: the longest kept
     stream = (b"\x00\x00" + b"\x07ab\x00" + cobs.encode(a) + cobs.encode(b)[:3])
-    rest = cobs.encode(b)[3:] + b"\x05" * (cobs.MAX_STREAM_FRAME + 10) + b"\x00" + cobs.encode(c)
+    rest = cobs.encode(b)[3:] + b"\x05" * 300 + b"\x00" + cobs.encode(c)
     chunks = [stream[i:i + 7] for i in range(0, len(stream), 7)] + [rest]
     u = Uart(chunks)
     link = SerialLink(u)
@@ -346,7 +346,7 @@ def main():
     tests = [(k, v) for k, v in sorted(globals().items()) if k.startswith("test_")]
     for _, fn in tests:
         fn()
-    print("%d passed, %d failed" % (counts[0], counts[1]))
+    print(f"{counts[0]} passed, {counts[1]} failed")
     sys.exit(1 if counts[1] else 0)
 
 

@@ -7,16 +7,15 @@ Sends HELLO (a burst of line noise first), waits for the WELCOME (bounded), then
 Prints one record per step ("SENT HELLO ...", "WELCOME ...", "SENT TELEMETRY ...", "LINK ...");
 a failure prints "ERROR <what>" and exits with status 1.
 """
+import binascii
 import select
 import sys
 from time import ticks_add, ticks_diff, ticks_ms
 
-import binascii
-
 sys.path.insert(0, sys.argv[1] + "/device")
 
-from sw import proto  # noqa: E402
-from sw.hal.serial_link import SerialLink  # noqa: E402
+from sw import proto
+from sw.hal.serial_link import SerialLink
 
 _WAIT_MS = 10000  # generous: two shared cores; a healthy exchange takes milliseconds
 # pir | power_monitor | battery_adc | encryption | stream_link (HELLO bits 0, 3, 4, 5, 8)
@@ -50,7 +49,7 @@ def main():
     while welcome is None:
         left = ticks_diff(end, ticks_ms())
         if left <= 0:
-            fail("no WELCOME within %d ms (link errors %d)" % (_WAIT_MS, link.errors))
+            fail(f"no WELCOME within {_WAIT_MS} ms (link errors {link.errors})")
         for _ in poller.ipoll(left):
             frame = link.recv()
             if frame is None:
@@ -59,21 +58,20 @@ def main():
                 mtype, counter, body = proto.decode_frame(keys, frame, proto.DOWN, dev, window,
                                                           tag_len)
             except proto.ProtoError as e:
-                fail("downlink refused: %s" % e.reason)
+                fail(f"downlink refused: {e.reason}")
             if mtype != proto.WELCOME:
-                fail("expected WELCOME, got type %d" % mtype)
+                fail(f"expected WELCOME, got type {mtype}")
             welcome = proto.unpack_welcome(body)
             if welcome[0] != nonce:
                 fail("WELCOME for another nonce")
-            print("WELCOME counter %d unix_s %d frame %d bytes" % (counter, welcome[1],
-                                                                   len(frame)))
+            print(f"WELCOME counter {counter} unix_s {welcome[1]} frame {len(frame)} bytes")
             break
     if not link.send(proto.encode_frame(keys, proto.TELEMETRY, proto.UP, dev, 2,
                                         proto.pack_telemetry(*TEL), tag_len=tag_len)):
         fail("TELEMETRY not written")
     print("SENT TELEMETRY")
-    print("LINK errors %d cobs %d overflows %d dropped %d" % (
-        link.errors, link.cobs_errors, link.overflows, link.dropped))
+    print(f"LINK errors {link.errors} cobs {link.cobs_errors} overflows {link.overflows} "
+          f"dropped {link.dropped}")
     link.close()
 
 

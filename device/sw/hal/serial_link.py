@@ -17,6 +17,10 @@ from .. import cobs
 
 _CHUNK = const(128)  # bytes per read: a UART's rxbuf is 256 by default, a downlink ~20-200
 _QUEUE = const(4)  # decoded frames held for the node: a WELCOME + CONFIG_PUSH burst is 2
+# Longest COBS block kept: the downlink cap of udp.py (the largest downlink this firmware acts
+# on is a 174-byte CONFIG_PUSH) plus COBS overhead. Longer blocks count as overflows; a 1.2 KB
+# buffer would not fit the 64 KB node's heap next to the codec.
+_RX_CAP = const(258)
 _TX_MAX = const(256)  # frames up to this size are encoded into the preallocated buffer
 _MP_STREAM_POLL = const(3)  # ioctl request select.poll makes (py/stream.h)
 _VTIME = const(5)  # c_cc indices on Linux (termios.h); MicroPython's termios has no names
@@ -31,7 +35,7 @@ class SerialLink:
         self._port = port
         self._stream = None
         self._file = None  # the file open() opened (closed by close()), else None
-        self._dec = cobs.StreamDecoder()  # preallocated: MAX_STREAM_FRAME bytes, once
+        self._dec = cobs.StreamDecoder(_RX_CAP)  # preallocated once
         self._rx = bytearray(_CHUNK)
         self._rxv = memoryview(self._rx)
         self._tx = bytearray(cobs.encoded_len(_TX_MAX))
@@ -43,7 +47,7 @@ class SerialLink:
         self._broken = False  # the last write was cut: start the next frame with a delimiter
         self.errors = 0  # refused or cut writes, read errors, bad blocks
         self.cobs_errors = 0  # blocks that were not valid COBS (line noise)
-        self.overflows = 0  # blocks longer than MAX_STREAM_FRAME (dropped whole)
+        self.overflows = 0  # blocks longer than _RX_CAP (dropped whole)
         self.dropped = 0  # frames decoded while _QUEUE were already waiting
 
     def open(self, poller):
