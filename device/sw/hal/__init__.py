@@ -18,6 +18,7 @@ the wire units of TELEMETRY and DETECTION; -32768 / 255 mean "not measured".
     pir.wake_ms() -> int                            ms until the PIR should be looked at again
     clock.synced, clock.set(unix_s, unix_ms), clock.at(ticks_ms) -> (unix_s, ms)
     link.open(poller), link.send(frame) -> bool, link.recv() -> bytes | None, link.close()
+                                                    udp.py, serial_link.py (COBS over a UART)
 
 Nothing here blocks, except confirm.confidence() on a real radar (the radar window itself,
 warm-up + window_ms): the node's deadline loop (sw/app/node.py) sleeps in select.poll.
