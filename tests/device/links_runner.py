@@ -6,6 +6,7 @@ MicroPython script: micropython tests/device/links_runner.py [repo_root]
 Prints log lines, one line per failed check and, last, exactly "N passed, M failed". Exit
 status 1 on failure.
 """
+import io
 import select
 import sys
 
@@ -319,6 +320,43 @@ def test_serial_burst_keeps_the_poller_awake():
     check("burst: queue bounded, the rest counted", rest == frames[1:4] and link.dropped == 2,
           repr((len(rest), link.dropped)))
     check("burst: ready object gone once drained", p.objs == [u])
+
+
+class PollableUart(io.IOBase):
+    """A scripted UART the real select.poll can watch: readable while chunks are left."""
+
+    def __init__(self, chunks):
+        self.u = Uart(chunks)
+
+    def readinto(self, buf):
+        return self.u.readinto(buf)
+
+    def write(self, data):
+        return self.u.write(data)
+
+    def ioctl(self, req, arg):
+        if req == 3:  # MP_STREAM_POLL
+            return arg & select.POLLIN if self.u.chunks else 0
+        return -1
+
+
+def test_serial_burst_under_the_real_poller():
+    """As the node's loop: one recv() per event of select.poll's ipoll; a burst read in one
+    chunk is delivered whole although the UART has nothing left to say."""
+    frames = [bytes([0x40 + i]) * 20 for i in range(3)]
+    uart = PollableUart([b"".join(cobs.encode(f) for f in frames)])
+    link = SerialLink(uart)
+    poller = select.poll()
+    link.open(poller)
+    got = []
+    for _ in range(10):  # bounded: each pass is one wake-up of the node's loop
+        for _ in poller.ipoll(0):
+            f = link.recv()
+            if f is not None:
+                got.append(f)
+    check("real poller: burst delivered", got == frames, repr(got))
+    check("real poller: nothing left armed", poller.poll(0) == [], repr(poller.poll(0)))
+    link.close()
 
 
 def test_serial_send_and_cut_writes():
