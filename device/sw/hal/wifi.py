@@ -46,8 +46,10 @@ _FAILURES = (
 )
 
 
-class WifiConfigError(ValueError):
-    """config.json's wifi_ssid / wifi_psk are unusable; the message never holds the secret."""
+class WifiConfigError(OSError):
+    """config.json's wifi_ssid / wifi_psk are unusable; the message never holds the secret.
+    An OSError, so that a board's make() raising it stops the boot as bad provisioning (one
+    line on stderr, exit code 2) like an unresolvable gateway."""
 
 
 def from_config(config, **kw):
@@ -70,10 +72,11 @@ class Wifi:
                  rand16=None, attempts=_ATTEMPTS, timeout_ms=_TIMEOUT_MS,
                  backoff_ms=_BACKOFF_MS, backoff_max_ms=_BACKOFF_MAX_MS):
         if not isinstance(ssid, str) or not 0 < len(ssid.encode()) <= _SSID_MAX:
-            raise WifiConfigError("wifi_ssid must be 1..%d bytes" % _SSID_MAX)
+            raise WifiConfigError("config.json: wifi_ssid must be 1..%d bytes" % _SSID_MAX)
         # an empty passphrase is an open network; anything else is WPA2 (checked, not shown)
         if not isinstance(psk, str) or (psk and not _PSK_MIN <= len(psk) <= _PSK_MAX):
-            raise WifiConfigError("wifi_psk must be empty (open network) or %d..%d characters"
+            raise WifiConfigError("config.json: wifi_psk must be empty (open network) or %d..%d "
+                                  "characters"
                                   % (_PSK_MIN, _PSK_MAX))
         if net is None:
             # only a WiFi board builds this without net; the unix stub set has no network
