@@ -75,9 +75,8 @@ class Wifi:
             raise WifiConfigError("config.json: wifi_ssid must be 1..%d bytes" % _SSID_MAX)
         # an empty passphrase is an open network; anything else is WPA2 (checked, not shown)
         if not isinstance(psk, str) or (psk and not _PSK_MIN <= len(psk) <= _PSK_MAX):
-            raise WifiConfigError("config.json: wifi_psk must be empty (open network) or %d..%d "
-                                  "characters"
-                                  % (_PSK_MIN, _PSK_MAX))
+            raise WifiConfigError("config.json: wifi_psk must be empty (open network) or "
+                                  "%d..%d characters" % (_PSK_MIN, _PSK_MAX))
         if net is None:
             # only a WiFi board builds this without net; the unix stub set has no network
             import network  # type: ignore[import-not-found, unused-ignore]
