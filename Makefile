@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,fast]'
+	$(BIN)/python scripts/device_types.py install
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,6 +28,7 @@ test: $(STAMP) system-deps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/device_types.py
 
 vectors: $(STAMP)
 	$(BIN)/python -m protocol.vectors

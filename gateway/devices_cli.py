@@ -71,6 +71,9 @@ def register(sub: Any) -> None:
     add.add_argument("--tag-len", type=int, choices=(8, 4), default=8,
                      help="8 for UDP/WiFi, 4 for the LoRa profile")
     add.add_argument("--group", default="", help="put the device in this group")
+    add.add_argument("--hw-kind", choices=("sensor_node", "thermal_camera"),
+                     default="sensor_node",
+                     help="the firmware the identity is for (default: %(default)s)")
     add.add_argument("--identity-out", type=Path, required=True,
                      help="write the device identity file (contains the key, mode 0600)")
     add.add_argument("--gateway", help="gateway HOST:PORT for the device (offline default "
@@ -165,13 +168,14 @@ def _add_offline(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     write_identity(args.identity_out, args.device_id, key, tag_len=args.tag_len,
-                   gateway=gateway)
+                   gateway=gateway, hw_kind=args.hw_kind)
     sys.stdout.write(f"registered {args.device_id:08x}; identity in {args.identity_out}\n")
     return 0
 
 
 def _add_api(client: AdminClient, args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"name": args.name, "tag_len": args.tag_len}
+    body: dict[str, Any] = {"name": args.name, "tag_len": args.tag_len,
+                            "hw_kind": args.hw_kind}
     if args.device_id is not None:
         body["device_id"] = f"{args.device_id:08x}"
     if args.group:

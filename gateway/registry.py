@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from protocol import DeviceKeys, ReplayWindow, Telemetry
+from protocol import DeviceKeys, MessageType, ReplayWindow, Telemetry, decode_body
 from protocol.limits import COUNTER_BLOCK, TAG_LENGTHS
 
 from .devconfig import ConfigSync
@@ -97,7 +97,12 @@ class DeviceState:
     config_version: int = 0  # reported by the device (HELLO, CONFIG_ACK)
     last_seen: float | None = None
     last_addr: tuple[str, int] | None = None
-    telemetry: Telemetry | None = None
+    # The last TELEMETRY, as its verified body or decoded (the fast intake keeps the body and
+    # decodes it when read: a scrape every 15 s, not every frame). ``staged_telemetry`` waits
+    # for its frame's window to reach the disk; ``shown_telemetry`` is what status and /metrics
+    # show (``telemetry``).
+    staged_telemetry: Telemetry | bytes | None = None
+    shown_telemetry: Telemetry | bytes | None = None
     detection_seq: int = 0
     # Insertion-ordered, bounded by core.RECENT_EVENTS: idempotency keys and event start times.
     # Created at the device's first detection: most devices never need them (memory per device).
@@ -115,6 +120,13 @@ class DeviceState:
         self.down_next += 1
         self.dirty = True
         return value
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        t = self.shown_telemetry
+        if isinstance(t, bytes):
+            return decode_body(MessageType.TELEMETRY, t)  # type: ignore[return-value]
+        return t
 
     @property
     def needs_reservation(self) -> bool:
@@ -281,22 +293,52 @@ class CounterRow:
     config_bad_key: int = 0
 
 
-def snapshot(states: list[DeviceState]) -> list[CounterRow]:
-    """Rows to persist for dirty ``states`` (call on the event loop); clears their dirty flag.
+@dataclass(slots=True)
+class Snapshot:
+    """What one group commit persists (``rows``) and then shows (staged telemetry)."""
+
+    rows: list[CounterRow]
+    states: list[DeviceState]  # those the rows were taken from
+    telemetry: list[tuple[DeviceState, Telemetry | bytes]]
+
+    def show(self) -> None:
+        """After the commit: the telemetry of committed frames becomes visible."""
+        for state, t in self.telemetry:
+            state.shown_telemetry = t
+
+    def restore(self) -> None:
+        """After a failed commit: everything taken is dirty again, telemetry staged again
+        (unless a newer report arrived meanwhile)."""
+        for state in self.states:
+            state.dirty = True
+        for state, t in self.telemetry:
+            if state.staged_telemetry is None:
+                state.staged_telemetry = t
+
+
+def snapshot(states: list[DeviceState]) -> Snapshot:
+    """Rows to persist for dirty ``states`` (call on the event loop); clears their dirty flag
+    and takes their staged telemetry.
 
     A downlink reservation running low is extended in the row only; ``apply_reservations`` makes
     it usable once the row is on disk, so no unpersisted counter is ever sent.
     """
     rows = []
+    taken = []
+    shown = []
     for s in states:
         if not s.dirty and not s.needs_reservation:
             continue
         s.dirty = False
+        taken.append(s)
         reserved = s.down_next + COUNTER_BLOCK if s.needs_reservation else s.down_reserved
         rows.append(CounterRow(s.device_id, s.window.highest, s.window.bitmap, reserved,
                                s.detection_seq, s.last_seen, s.config_version, s.config.status,
                                s.config.bad_key))
-    return rows
+        if s.staged_telemetry is not None:
+            shown.append((s, s.staged_telemetry))
+            s.staged_telemetry = None
+    return Snapshot(rows, taken, shown)
 
 
 def apply_reservations(states: dict[int, DeviceState], rows: list[CounterRow]) -> None:

@@ -9,7 +9,9 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from . import sessions
 from .admin import AdminContext, AdminServer, apply_desired, new_device_state
@@ -25,12 +27,10 @@ from .mqtt import Forwarder, LinkState, MqttSettings
 from .outbox import Outbox
 from .registry import DeviceState, Registry, apply_reservations, snapshot
 from .sessions import SessionPolicy
-from .transports import Deliver, Reply, SerialLink, SerialSettings, UdpListener, UdpSettings
+from .transports import Deliver, Link, Reply, SerialLink, SerialSettings, UdpListener, UdpSettings
 
 log = logging.getLogger("shorewatch.gateway")
 
-# Effects waiting for the group commit, beyond which a batch of telemetry alone commits at once.
-MAX_PENDING = 1024
 # A commit loop that has not completed a cycle for this long (SQLite stuck on a dying SD card)
 # makes the gateway unhealthy: the systemd watchdog stops being fed and restarts it.
 COMMIT_STALL_S = 10.0
@@ -83,7 +83,12 @@ class GatewaySettings:
 class Committer:
     """Group commit: counter state and outbox rows reach SQLite before replies and events leave.
 
-    Frames accepted while a commit runs join the next one, so the batch grows with the load.
+    Frames accepted while a commit runs join the next one, so the batch grows with the load. A
+    commit started by effects (a device waits for its ACK) writes the rows of the devices that
+    have effects; the rest of the dirty devices (telemetry alone) are written by a full commit,
+    at most ``idle_interval`` apart. On an SD card that matters: every commit rewrites each page
+    it touches, and a row of every device that sent telemetry touched most pages of the tables
+    (~70 KB a commit at 2,000 devices, bench/gateway_load.py ``written_bytes``).
     """
 
     def __init__(self, registry: Registry, devices: dict[int, DeviceState],
@@ -101,26 +106,31 @@ class Committer:
         self.last_cycle = time.monotonic()
 
     def submit(self, source: Address, effects: Effects, reply: Reply | None = None) -> None:
-        """Queue ``effects`` for the next commit; ``reply`` sends on the frame's own link
-        (without it, replies are routed by ``source``).
+        """Queue ``effects`` (replies, events) for a commit that starts at once (a device waits
+        for its ACK); ``reply`` sends on the frame's own link (without it, replies are routed
+        by ``source``).
 
-        Replies and events commit at once (a device waits for its ACK); state updates alone
-        (telemetry) wait for the next one, at most the idle interval: one fsync'd transaction
-        per telemetry frame wrote ~11 KB per frame (bench/gateway_load.py), too much for an
-        SD card. A full batch commits too (bounds the memory pending effects hold)."""
+        Frames without effects (telemetry) are never queued: their device is dirty and its
+        telemetry staged, and the next commit takes both, at most the idle interval later. One
+        fsync'd transaction per telemetry frame wrote ~11 KB per frame (bench/gateway_load.py),
+        too much for an SD card."""
         self._pending.append((source, effects, reply))
-        if effects.replies or effects.records or len(self._pending) >= MAX_PENDING:
-            self._wake.set()
+        self._wake.set()
 
     async def run(self, idle_interval: float) -> None:
+        last_full = time.monotonic()
         while True:
             try:
-                async with asyncio.timeout(idle_interval):
+                async with asyncio.timeout(max(0.0, last_full + idle_interval - time.monotonic())):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.commit()
+            now = time.monotonic()
+            full = now - last_full >= idle_interval
+            await self.commit(full=full)
+            if full:
+                last_full = now
             self.last_cycle = time.monotonic()
 
     def problem(self, now: float) -> str | None:
@@ -131,9 +141,17 @@ class Committer:
             return f"group commit stalled (no cycle for over {COMMIT_STALL_S:g} s)"
         return None
 
-    async def commit(self) -> None:
+    async def commit(self, *, full: bool = True) -> None:
+        """Persist the pending effects with their devices' rows (and, ``full``, every dirty
+        device's), then release them."""
         batch, self._pending = self._pending, []
-        rows = snapshot(list(self._devices.values()))
+        if full:
+            states = list(self._devices.values())
+        else:
+            urgent = {id(e.device): e.device for _, e, _ in batch if e.device is not None}
+            states = list(urgent.values())
+        taken = snapshot(states)
+        rows = taken.rows
         records = [r for _, e, _ in batch for r in e.records]
         if not rows and not records and not batch:
             return
@@ -145,18 +163,15 @@ class Committer:
             # frames' windows stay advanced in memory, so their copies are still refused.
             self._metrics.commit_errors.inc()
             self.failing = True
-            for s in rows:
-                dev = self._devices.get(s.device_id)
-                if dev is not None:
-                    dev.dirty = True
+            taken.restore()
             log.error("commit failed, %d replies withheld: %s (disk full or read-only?)",
                       len(batch), exc)
             return
         self._metrics.commit_seconds.observe(time.monotonic() - started)
         self.failing = False
         apply_reservations(self._devices, rows)
+        taken.show()
         for source, effects, reply in batch:
-            effects.apply()
             for frame in effects.replies:
                 if reply is None:
                     self._send(frame, source)
@@ -168,10 +183,12 @@ class Committer:
 
 def _intake(handler: FrameHandler, committer: Committer) -> Deliver:
     """Frames from every link: handled at once, effects released after their commit."""
-    def deliver(frame: bytes, source: Address, reply: Reply) -> None:
+    def deliver(frame: bytes, addr: Any, link: Link) -> None:
+        # Logs and device state get (host, port); the reply goes to the full address.
+        source = addr if len(addr) == 2 else (addr[0], addr[1])
         effects = handler.handle(frame, source)
         if effects:
-            committer.submit(source, effects, reply)
+            committer.submit(source, effects, partial(link.send, addr=addr))
     return deliver
 
 
@@ -248,7 +265,8 @@ class Gateway:
             self.udp = [UdpListener(u, deliver, self.metrics) for u in s.udp_listeners]
             self.serial = [SerialLink(p, deliver, self.metrics) for p in s.serial]
             await committer.commit()  # reserve downlink counters before the first reply
-            http = MetricsServer(self.metrics.registry, self._healthy, self._refresh_sessions)
+            http = MetricsServer(self.metrics.counters, self._healthy, self._refresh_sessions,
+                                 stream=self.metrics.fleet.exposition)
             try:
                 for listener in self.udp:
                     await listener.start()

@@ -1,9 +1,10 @@
 """Device links: UDP listeners (IPv4 and IPv6) and COBS byte streams on serial ports.
 
-A link hands each frame to ``Deliver`` with its source address and a ``Reply`` that sends on the
-same link (the same UDP socket, the same serial port). The service calls the reply only after the
-frame's state change is committed. A serial port is read and written by two threads of its own
-(pyserial blocks); the event loop only decodes the bytes they hand over and queues replies.
+A link hands each frame to ``Deliver`` with its source address and the link itself, whose
+``send(frame, addr)`` replies on the same link (the same UDP socket, the same serial port). The
+service sends a reply only after the frame's state change is committed. A serial port is read
+and written by two threads of its own (pyserial blocks); the event loop only decodes the bytes
+they hand over and queues replies.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import logging
 import queue
 import socket
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import serial
 
@@ -33,7 +33,18 @@ from .metrics import GatewayMetrics
 log = logging.getLogger("shorewatch.gateway")
 
 Reply = Callable[[bytes], None]
-Deliver = Callable[[bytes, Address, Reply], None]
+
+
+class Link(Protocol):
+    """Where a frame came from and its replies go: ``addr`` is the full peer address as the
+    link reported it (with an IPv6 scope id; a serial port ignores it)."""
+
+    def send(self, frame: bytes, addr: Any) -> None: ...
+
+
+# (frame, full peer address, link). Nothing is built per frame for the reply: a bound reply
+# is made only for the few frames that have one (a partial per datagram cost ~0.1 us).
+Deliver = Callable[[bytes, Any, Link], None]
 
 # Bytes taken from the port per read; bounds one hand-off to the event loop.
 READ_CHUNK = 4096
@@ -122,8 +133,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        # The full address (with an IPv6 scope id) goes to the reply; logs and state get two parts.
-        self._deliver(data, (addr[0], addr[1]), functools.partial(self.send, addr=addr))
+        self._deliver(data, addr, self)
 
     def error_received(self, exc: Exception) -> None:
         log.warning("%s: socket error: %s", self.name, exc)
@@ -195,7 +205,7 @@ class SerialLink:
     def owns(self, addr: Address) -> bool:
         return addr[0] == self.name
 
-    def send(self, frame: bytes, addr: Address | None = None) -> None:
+    def send(self, frame: bytes, addr: Any = None) -> None:
         """Queue ``frame`` for the port (COBS-encoded); dropped while the port is down."""
         conn = self._conn
         if conn is None:
@@ -277,7 +287,7 @@ class SerialLink:
                 self._metrics.rejected.labels(item.reason).inc()
                 self._rejects.note(item, self.source, time.time())
             else:
-                self._deliver(item, self.source, self.send)
+                self._deliver(item, self.source, self)
 
     def _up(self) -> None:
         self.state = PortState.OPEN

@@ -39,6 +39,12 @@ class Mac:
         inner = hashlib.sha256(self._inner_key + b"".join(parts)).digest()
         return hashlib.sha256(self._outer_key + inner).digest()
 
+    def prepared(self) -> tuple[hashlib._Hash, hashlib._Hash]:
+        """SHA-256 states with the inner and outer padded keys absorbed, for a sender that
+        signs many frames with one key (load generators): ``digest`` is
+        ``outer.copy().update(inner.copy().update(data).digest()).digest()``."""
+        return hashlib.sha256(self._inner_key), hashlib.sha256(self._outer_key)
+
     def __repr__(self) -> str:
         return "Mac(<secret>)"
 

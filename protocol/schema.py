@@ -223,6 +223,11 @@ def _open(enum: type[E], value: int) -> E:
         return enum(0)
 
 
+def core_size(mtype: MessageType) -> int:
+    """Bytes of the fixed core of ``mtype``'s body (shorter bodies are ``Malformed``)."""
+    return _CORES[mtype].size
+
+
 def _below(value: int, limit: int, name: str, path: str) -> None:
     if value >= limit:
         raise Malformed(name, path, f"{value} must be below {limit}")

@@ -1,6 +1,8 @@
-"""``shorewatch demo``: a gateway, an MQTT broker and three MicroPython sensor nodes on loopback.
+"""``shorewatch demo``: a gateway, an MQTT broker, three MicroPython sensor nodes and a thermal
+camera on loopback.
 
 Runs on embedded defaults: Mosquitto when it is installed, otherwise an embedded Python broker.
+The camera watches a simulated night beach (a 10-minute scene from ``shorewatch.sim``, looped).
 Prints each detection as it reaches MQTT and the fleet's battery levels; Ctrl-C stops everything.
 """
 
@@ -26,16 +28,22 @@ from gateway.mqtt import MqttSettings
 from gateway.registry import Registry
 from gateway.service import Gateway, GatewaySettings
 
-from .peers import Mosquitto, PeerError, VirtualBoard, free_port, temp_workdir
+from .peers import CAMERA_HEAP, Mosquitto, PeerError, VirtualBoard, free_port, temp_workdir
+from .sim.fleet import camera_config, node_config
 
 log = logging.getLogger("shorewatch.demo")
 BOARD_IDS = (0x5A170001, 0x5A170002, 0x5A170003)
+CAMERA_ID = 0x5A17C001
+SCENE_S = 600.0  # the camera's scene, played in a loop
 
 
 def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="gateway + broker + 3 virtual sensor nodes, on loopback")
+    demo = sub.add_parser("demo", help="gateway + broker + 3 virtual sensor nodes and a "
+                                       "thermal camera, on loopback")
     demo.add_argument("--boards", type=int, default=3, choices=range(1, 4),
-                      help="number of virtual boards (1-3)")
+                      help="number of virtual sensor nodes (1-3)")
+    demo.add_argument("--cameras", type=int, default=1, choices=range(2),
+                      help="number of virtual thermal cameras (0-1)")
     demo.add_argument("--seconds", type=float, default=0,
                       help="stop after this many seconds (default: run until Ctrl-C)")
     demo.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto")
@@ -80,9 +88,6 @@ async def _broker(kind: str, workdir: Path) -> AsyncIterator[tuple[str, int, str
         await broker.shutdown()
 
 
-def _board_config(index: int) -> dict[str, Any]:
-    return {"report_interval_s": 5, "config_version": 0,
-            "pir": {"seed": 1000 + index, "mean_interval_s": 8.0 + 3 * index, "duration_s": 3.0}}
 
 
 async def _demo(args: argparse.Namespace, workdir: Path) -> None:
@@ -91,9 +96,15 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> None:
         data_dir = workdir / "gateway"
         registry = Registry(data_dir / "registry.sqlite3")
         keys = {dev: secrets.token_bytes(32) for dev in BOARD_IDS[: args.boards]}
+        cameras = {CAMERA_ID: secrets.token_bytes(32)} if args.cameras else {}
         for dev, key in keys.items():
             registry.add(dev, key, name=f"demo-node-{dev & 0xFF}")
+        for dev, key in cameras.items():
+            registry.add(dev, key, name=f"demo-camera-{dev & 0xFF}")
         registry.close()
+        if cameras:
+            print("recording the camera's night-beach scene...", flush=True)
+            scene = await asyncio.to_thread(_record_scene, workdir / "scene")
         settings = GatewaySettings(data_dir=data_dir, udp_port=0, metrics_port=0,
                                    mqtt=(MqttSettings(host, port, site="demo"),))
         gateway = Gateway(settings)
@@ -107,9 +118,20 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> None:
             board = VirtualBoard(workdir / f"board-{dev:08x}")
             VirtualBoard.prepare(board.board_dir, {
                 "device_id": dev, "master_key": key.hex(), "tag_len": 8, "hw_kind": "sensor_node",
-                "gateway": {"host": "127.0.0.1", "port": gateway.udp_port}}, _board_config(i))
+                "gateway": {"host": "127.0.0.1", "port": gateway.udp_port}},
+                node_config(i, 5.0))
             boards.append(board.start())
             print(f"virtual board {dev:08x}: MicroPython, heap {board.heap}, "
+                  f"console {board.console}")
+        for dev, key in cameras.items():
+            board = VirtualBoard(workdir / f"camera-{dev:08x}", heap=CAMERA_HEAP)
+            VirtualBoard.prepare(board.board_dir, {
+                "device_id": dev, "master_key": key.hex(), "tag_len": 8,
+                "hw_kind": "thermal_camera", "board": "virtual_camera",
+                "gateway": {"host": "127.0.0.1", "port": gateway.udp_port}},
+                camera_config(scene, report_interval_s=5.0))
+            boards.append(board.start())
+            print(f"virtual thermal camera {dev:08x}: MicroPython, heap {board.heap}, "
                   f"console {board.console}")
         print("waiting for detections (Ctrl-C to stop)...", flush=True)
         try:
@@ -120,6 +142,15 @@ async def _demo(args: argparse.Namespace, workdir: Path) -> None:
             gateway.stop()
             await gw_task
             print("stopped cleanly")
+
+
+def _record_scene(prefix: Path) -> Path:
+    """A seeded night-beach scene for the camera: people walking by, gulls, waves."""
+    from .sim import ScenarioSpec, record  # noqa: PLC0415 - only with a camera
+
+    record(ScenarioSpec(seed=1, family="summer-dry-calm-near", duration_s=SCENE_S, fps=4.0),
+           prefix)
+    return prefix
 
 
 async def _watch(host: str, port: int, gateway: Gateway, seconds: float) -> None:
@@ -143,9 +174,11 @@ async def _print_detections(host: str, port: int, gateway: Gateway) -> None:
         await client.subscribe(topic, qos=1)
         async for message in client.messages:
             d = json.loads(bytes(message.payload))
+            where = f" box={d['box']}" if d["box"][2] else ""  # cameras say where
+            count = f" count={d['count']}" if d["count"] > 1 else ""
             print(f"DETECTION {d['device']} {d['event_id']} {d['lifecycle']:<6} {d['kind']:<7} "
-                  f"score={d['score']:.2f} peak={d['peak_temp_c']:.1f}C seq={d['seq']}",
-                  flush=True)
+                  f"score={d['score']:.2f} peak={d['peak_temp_c']:.1f}C{where}{count} "
+                  f"seq={d['seq']}", flush=True)
 
 
 async def _print_fleet(gateway: Gateway) -> None:

@@ -227,6 +227,13 @@ def _parse(line: str) -> Output:
                           peak_cc=int(obj.get("peak_cc", 0)), thumbnail=obj.get("thumbnail"))
 
 
+def camera_geometry(sidecar: Any) -> dict[str, Any] | None:
+    """The pipeline's camera geometry from a recording's sidecar (``shorewatch.sim.Sidecar``:
+    the simulator's ``camera`` metadata), checked; None when the sidecar has none."""
+    geo = _sidecar_geometry(sidecar.metadata)
+    return None if geo is None else _checked_geometry(geo, sidecar.rows, "the sidecar")
+
+
 def _micropython() -> str:
     from .peers import PeerError, micropython_binary  # noqa: PLC0415
 

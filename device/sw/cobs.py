@@ -5,7 +5,7 @@ Runs on MicroPython and CPython. No I/O: bytes in, frames and error reasons out.
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compiler hint
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the stub's generic signature, same behaviour
         return x
 
 # Same values as in proto.py; repeated so that this module imports on its own.
@@ -70,11 +70,13 @@ class StreamDecoder:
 
     feed() returns a list of (frame, None) and (None, reason) tuples in stream order; reasons are
     "cobs" (bad code, block dropped) and "overflow" (too long, rest discarded to the next 0x00).
+    cap: a receiver that acts on shorter frames only may hold less (the device's serial link).
     """
 
-    def __init__(self):
+    def __init__(self, cap=MAX_STREAM_FRAME):
         # preallocated once: the decoder never grows, whatever the line delivers
-        self._buf = bytearray(MAX_STREAM_FRAME)
+        self._cap = cap
+        self._buf = bytearray(cap)
         self._view = memoryview(self._buf)  # frames leave as one copy of a slice of it
         self._n = 0
         self._skipping = False  # after an overflow, until the next delimiter
@@ -86,14 +88,14 @@ class StreamDecoder:
 
     def feed(self, data):
         """Consume bytes; return the completed outputs (often an empty list)."""
-        out = []
+        out = []  # type: list[tuple[bytes | None, str | None]]
         buf = self._buf
         for b in data:
             if b == 0:
                 self._end_block(out)
             elif self._skipping:
                 continue
-            elif self._n == MAX_STREAM_FRAME:
+            elif self._n == self._cap:
                 # reported once, when it happens; the frame is lost either way
                 self._n = 0
                 self._skipping = True

@@ -11,7 +11,7 @@ import struct
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compiler hint
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the stub's generic signature, same behaviour
         return x
 
 from .proto import MAX_COUNTER, ProtoError

@@ -8,13 +8,13 @@ import struct
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compiler hint
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the stub's generic signature, same behaviour
         return x
 
 try:
     from cryptolib import aes as _aes
 except ImportError:  # CPython has no cryptolib: encryption is a device-only feature here
-    _aes = None
+    _aes = None  # type: ignore[assignment, misc]  # CPython only: the stubs have cryptolib
 
 _SHA_BLOCK = const(64)  # SHA-256 block size: HMAC pads the key to this
 _AES_BLOCK = const(16)

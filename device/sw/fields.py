@@ -221,10 +221,12 @@ def unpack_log(body):
     return level, bytes(memoryview(body)[off:off + n]).decode("utf-8")
 
 
-_PACKERS = (None, proto.pack_hello, pack_welcome, proto.pack_telemetry, proto.pack_detection,
+# pack_<msg> / unpack_<msg> by type - 1 (HELLO, type 1, first). Kept here, not in proto: only
+# the dict form needs them, so a node never holds the tables.
+_PACKERS = (proto.pack_hello, pack_welcome, proto.pack_telemetry, proto.pack_detection,
             pack_config_push, proto.pack_config_ack, pack_fw_offer, pack_fw_request,
             pack_fw_chunk, pack_fw_result, pack_ack, proto.pack_nack, pack_log)
-_UNPACKERS = (None, unpack_hello, proto.unpack_welcome, unpack_telemetry, unpack_detection,
+_UNPACKERS = (unpack_hello, proto.unpack_welcome, unpack_telemetry, unpack_detection,
               proto.unpack_config_push, unpack_config_ack, unpack_fw_offer, unpack_fw_request,
               unpack_fw_chunk, unpack_fw_result, proto.unpack_ack, proto.unpack_nack, unpack_log)
 
@@ -232,7 +234,7 @@ _UNPACKERS = (None, unpack_hello, proto.unpack_welcome, unpack_telemetry, unpack
 # Field names of each message (index = type), in the order of the per-message tuples. Length
 # fields of variable parts (n, length, thumb_len) are implied by what follows and left out.
 _FIELDS = (
-    None,
+    "",  # no message type 0 (_known() rejects it)
     "fw_major fw_minor fw_patch hw_kind boot_reason capabilities schema nonce config_version",
     "nonce unix_s unix_ms config_version flags",
     "battery_mv solar_mv charge_ma temperature_cc humidity_half_pct rssi_dbm uptime_s "
@@ -286,13 +288,13 @@ def pack_body(mtype, fields):
         t = args[-1]
         fmt = _number(mtype, "thumbnail.format", _THUMB_FORMATS, t["format"])
         args[-1] = (fmt, t["w"], t["h"], t["data"])
-    return _PACKERS[mtype](*args)
+    return _PACKERS[mtype - 1](*args)
 
 
 def unpack_body(mtype, body):
     """Dict of the body's fields (raises ProtoError('malformed') like unpack_<msg>)."""
     _known(mtype)
-    vals = _UNPACKERS[mtype](body)
+    vals = _UNPACKERS[mtype - 1](body)
     names = _FIELDS[mtype].split()
     out = {}
     for i in range(len(names)):

@@ -18,7 +18,7 @@ import struct
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compiler hint
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the stub's generic signature, same behaviour
         return x
 
 from .crypto import Ctr, Hmac, ct_equal, derive
@@ -175,7 +175,7 @@ def decode_frame(keys, frame, direction, device_id, window, tag_len=TAG_STD):
     if not ct_equal(tag, memoryview(frame)[end:]):
         raise ProtoError("bad_tag")
     window.accept(counter)
-    body = memoryview(frame)[hl:end]  # no copy until the one returned
+    body = memoryview(frame)[hl:end]  # type: memoryview | bytearray  # no copy until returned
     if enc:
         body = bytearray(body)
         keys._ctr[d].xor(body, 0, len(body), counter, dev)
@@ -262,9 +262,10 @@ def _header_len(mtype):
 _THUMB = const(14)  # DETECTION group 1 head: format, w, h, len (data follows)
 _HELLO_G1 = const(15)  # HELLO group 1: config_version
 
-_FORMATS = (None, "<BBHBBHI8s", "<8sIHHB", "<HHhhBbIHHB", "<IBBBBBBBhBIH", "<HB", "<HBB",
+# Index 0 is no message type: its empty layout is never used (callers pass a type or group id).
+_FORMATS = ("", "<BBHBBHI8s", "<8sIHHB", "<HHhhBbIHHB", "<IBBBBBBBhBIH", "<HB", "<HBB",
             "<HBBHIH32s", "<HIH", "<HIH", "<HBBBH", "<IB", "<IB", "<BB", "<BBBH", "<H")
-_SIZES = tuple(0 if f is None else struct.calcsize(f) for f in _FORMATS)
+_SIZES = tuple(struct.calcsize(f) for f in _FORMATS)
 
 _OPEN = const(1)  # open enumeration: a value outside lo..hi reads as 0 ("unknown")
 _STRICT = const(2)  # closed enumeration or range: a value outside lo..hi is malformed
@@ -277,7 +278,7 @@ def _r(index, kind, lo, hi):
 
 
 _RULES = (
-    None,
+    b"",  # no message type 0
     _r(3, _OPEN, 0, 2) + _r(4, _OPEN, 0, 7),  # HELLO hw_kind, boot_reason
     _r(2, _STRICT, 0, 999),  # WELCOME unix_ms
     b"",  # TELEMETRY

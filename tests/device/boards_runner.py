@@ -1,6 +1,6 @@
 """Board definitions on the unix port, which has no machine.Pin/I2C/UART/ADC, under MicroPython.
 
-MicroPython script: micropython tests/device/boards_runner.py [repo_root]
+MicroPython script: micropython tests/device/boards_runner.py [repo_root [scratch_file]]
 Checks per real board: it imports, declares itself, fails make() with HardwareMissing here, and
 with a stand-in `machine` module wires every HAL role to the pins of its docstring. Also: the
 virtual board loads none of the real drivers (they must not cost the sensor node heap).
@@ -103,7 +103,7 @@ BOARDS = (
     ("picow_node", 1, 0x3B, NODE_ROLES,
      (("ADC", 26, None), ("Pin", 17, Pin.OUT), ("I2C", 0, 4, 5, 400000),
       ("UART", 0, 256000, 0, 1, 0), ("Pin", 16, Pin.OUT), ("Pin", 15, Pin.IN))),
-    ("esp32s3_camera", 2, 0x3C, (),
+    ("esp32s3_camera", 2, 0xBC, (),
      (("ADC", 1, 3), ("Pin", 2, Pin.OUT), ("I2C", 1, 4, 5, 400000),
       ("I2C", 0, 8, 9, 800000))),
 )
@@ -156,6 +156,26 @@ loaded = [m for m in DRIVERS if m in sys.modules]
 check("virtual board loads no real driver", not loaded, repr(loaded))
 check("virtual board still complete", all(hasattr(getattr(b, r), m) for r, m in
                                           ROLES + NODE_ROLES))
+
+# the virtual camera: the MLX90640's twin, none of the real drivers either
+for m in DRIVERS:
+    sys.modules.pop(m, None)
+import os  # noqa: E402
+
+recording = sys.argv[2] if len(sys.argv) > 2 else "boards-runner.raw"  # a scratch file
+with open(recording, "wb") as f:
+    f.write(bytes(3 * 1536))
+try:
+    from sw.boards import virtual_camera  # noqa: E402
+
+    b = virtual_camera.make("", IDENTITY, dict(CONFIG, thermal={
+        "recording": recording, "speed": 1, "loop": True, "loop_from": 0, "frames": 0}))
+    loaded = [m for m in DRIVERS if m in sys.modules]
+    check("virtual camera loads no real driver", not loaded, repr(loaded))
+    check("virtual camera fills the camera's roles", virtual_camera.HW_KIND == 2 and all(
+        hasattr(getattr(b, r), m) for r, m in ROLES + (("thermo", "poll"), ("thermo", "due_ms"))))
+finally:
+    os.remove(recording)
 
 print(f"{counts[0]} passed, {counts[1]} failed")
 sys.exit(1 if counts[1] else 0)

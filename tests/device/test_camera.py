@@ -27,7 +27,8 @@ SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 ARCHES = ("xtensawin", "armv6m")
 CAMERA_FILES = ("sw/app/camera.py", "sw/app/camera_fast.py", "sw/app/camera_plain.py",
                 "sw/app/camera_track.py", "sw/app/camera_shape.py", "sw/app/camera_run.py",
-                "camera_main.py")
+                "sw/app/camera_app.py", "sw/app/camera_cfg.py", "sw/hal/mlx90640_virtual.py",
+                "camera_main.py", "main.py")
 REQUIRED = ("frame", "event_id", "lifecycle", "kind", "box", "confidence")
 
 

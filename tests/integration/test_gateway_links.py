@@ -29,7 +29,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.mqtt import MqttSettings
 from gateway.registry import Registry
 from gateway.service import Gateway, GatewaySettings
-from gateway.transports import PortState, Reply, SerialLink, SerialSettings, UdpSettings
+from gateway.transports import Link, PortState, SerialLink, SerialSettings, UdpSettings
 from protocol import (
     BootReason,
     DeviceKeys,
@@ -298,7 +298,7 @@ async def test_serial_port_busy_names_the_cause(pty: Pty,
     metrics = GatewayMetrics(list)
     frames: list[tuple[bytes, Address]] = []
 
-    def deliver(frame: bytes, source: Address, reply: Reply) -> None:
+    def deliver(frame: bytes, source: Address, link: Link) -> None:
         frames.append((frame, source))
 
     link = SerialLink(SerialSettings(pty.path, **FAST_RETRY), deliver, metrics)

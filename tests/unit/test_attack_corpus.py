@@ -50,7 +50,7 @@ class Gateway:
 
     def accept(self, frame: bytes) -> None:
         before = self.accepted()
-        self.handler.handle(frame, ("127.0.0.1", 9), NOW).apply()
+        self.handler.handle(frame, ("127.0.0.1", 9), NOW)
         assert self.accepted() == before + 1
 
     def accepted(self) -> float:
@@ -60,7 +60,7 @@ class Gateway:
     def reason(self, frame: bytes) -> str | None:
         """The reason ``frame`` was rejected for, or None if it was accepted."""
         before = self.rejected()
-        self.handler.handle(frame, ("127.0.0.1", 9), NOW).apply()
+        self.handler.handle(frame, ("127.0.0.1", 9), NOW)
         after = self.rejected()
         assert set(after) == set(REASONS)
         moved = [r for r in REASONS if after[r] != before[r]]

@@ -167,7 +167,7 @@ def test_config_ack_sets_reported_version(status: ConfigStatus, bad_key: int, re
     assert (sync.status, sync.bad_key, sync.push_state) == (status.name.lower(), bad_key, state)
     assert d.pushes(status.name.lower()) == 1
     assert d.send(TEL, T0 + 500) == []  # nothing more to push either way
-    [row] = snapshot([d.state])  # the commit persists what the device reported
+    [row] = snapshot([d.state]).rows  # the commit persists what the device reported
     assert (row.config_version, row.config_status, row.config_bad_key) == (
         reported, status.name.lower(), bad_key)
     assert row.last_seen == T0 + 500

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.core import DetectionEvent, Effects, FrameHandler, detection_payload
 from gateway.metrics import GatewayMetrics
-from gateway.registry import DeviceState
+from gateway.registry import DeviceState, snapshot
 from protocol import (
     Ack,
     BootReason,
@@ -95,7 +95,22 @@ def test_telemetry_updates_state_without_reply() -> None:
     assert not effects.replies and not effects.records
     assert h.state.dirty  # the window moved: the next commit persists it
     assert h.state.telemetry is None  # visible only once the commit made the frame durable
-    effects.apply()
+    taken = snapshot([h.state])
+    assert [r.device_id for r in taken.rows] == [h.state.device_id]
+    assert h.state.telemetry is None
+    taken.show()  # the commit returned
+    assert h.state.telemetry == TEL
+
+
+def test_telemetry_of_a_failed_commit_is_staged_again() -> None:
+    h = Harness()
+    h.handler.handle(h.up(HELLO, 0), SRC, NOW)
+    h.handler.handle(h.up(TEL, 1), SRC, NOW)
+    taken = snapshot([h.state])
+    assert not h.state.dirty
+    taken.restore()  # the commit failed: nothing shown, everything back for the next one
+    assert h.state.dirty and h.state.telemetry is None
+    snapshot([h.state]).show()
     assert h.state.telemetry == TEL
 
 

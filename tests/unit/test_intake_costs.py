@@ -28,8 +28,8 @@ from gateway.core import Effects, FrameHandler
 from gateway.errors import ConfigError
 from gateway.http import MetricsServer
 from gateway.metrics import GatewayMetrics
-from gateway.registry import DeviceState
-from gateway.service import MAX_PENDING, Committer
+from gateway.registry import CounterRow, DeviceState, snapshot
+from gateway.service import Committer
 from gateway.transports import UDP_RCVBUF, _bind_udp
 from protocol import (
     BootReason,
@@ -79,7 +79,7 @@ def test_accepted_and_rejected_counted_by_type_and_reason() -> None:
               b"\x00" * 10,  # bad_version
               _frame(1, TEL, 3)[:-1] + b"\x00"]  # bad_tag
     for f in frames:
-        handler.handle(f, ("127.0.0.1", 5000), NOW).apply()
+        handler.handle(f, ("127.0.0.1", 5000), NOW)
     accepted = "shorewatch_frames_received_total"
     assert _count(metrics, accepted, "type", "hello") == 1
     assert _count(metrics, accepted, "type", "telemetry") == 2
@@ -202,26 +202,39 @@ async def test_metrics_are_rendered_while_the_loop_keeps_running() -> None:
 class _CountingRegistry:
     def __init__(self) -> None:
         self.commits = 0
+        self.rows: list[list[int]] = []  # device ids written, per commit
 
-    def commit(self, rows: object, records: object) -> int:
+    def commit(self, rows: list[CounterRow], records: object) -> int:
         self.commits += 1
+        self.rows.append(sorted(r.device_id for r in rows))
         return 0
 
 
-async def test_telemetry_rides_along_with_the_next_commit_replies_commit_at_once() -> None:
+def _welcomed_with_telemetry() -> tuple[FrameHandler, dict[int, DeviceState]]:
+    """Both devices welcomed (committed) and one TELEMETRY each staged since."""
+    handler, devices, _ = _handler()
+    for dev in (1, 2):
+        handler.handle(_frame(dev, _hello(bytes([dev]) * 8), 0), ("127.0.0.1", 5000), NOW)
+        snapshot([devices[dev]]).show()
+        effects = handler.handle(_frame(dev, TEL, 1), ("127.0.0.1", 5000), NOW)
+        assert not effects  # nothing to queue: the device is dirty, its telemetry staged
+        assert devices[dev].dirty and devices[dev].telemetry is None
+    return handler, devices
+
+
+async def test_a_reply_commits_at_once_with_its_device_only_telemetry_waits() -> None:
+    _, devices = _welcomed_with_telemetry()
     registry = _CountingRegistry()
     sent: list[bytes] = []
-    applied: list[str] = []
-    committer = Committer(registry, {}, GatewayMetrics(list),  # type: ignore[arg-type] - a fake
+    committer = Committer(registry, devices, GatewayMetrics(list),  # type: ignore[arg-type]
                           lambda frame, addr: sent.append(frame), lambda: None)
     task = asyncio.create_task(committer.run(idle_interval=3600))
     try:
-        committer.submit(("127.0.0.1", 1), Effects(updates=[lambda: applied.append("t1")]))
-        committer.submit(("127.0.0.1", 1), Effects(updates=[lambda: applied.append("t2")]))
         for _ in range(20):
             await asyncio.sleep(0)
-        assert registry.commits == 0 and applied == []  # waiting for a reason to commit
-        committer.submit(("127.0.0.1", 2), Effects(replies=[b"ack"]))
+        assert registry.commits == 0  # telemetry alone waits for a reason to commit
+        assert all(d.telemetry is None for d in devices.values())
+        committer.submit(("127.0.0.1", 2), Effects(replies=[b"ack"], device=devices[2]))
         for _ in range(500):
             if sent:
                 break
@@ -229,25 +242,26 @@ async def test_telemetry_rides_along_with_the_next_commit_replies_commit_at_once
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert registry.commits == 1  # one transaction for all three
-    assert applied == ["t1", "t2"] and sent == [b"ack"]
+    assert registry.rows == [[2]] and sent == [b"ack"]  # one transaction, the waiting device's
+    assert devices[2].telemetry == TEL and not devices[2].dirty
+    assert devices[1].telemetry is None and devices[1].dirty  # for the next full commit
+    await committer.commit()  # full: every dirty device
+    assert registry.rows == [[2], [1]] and devices[1].telemetry == TEL
 
 
-async def test_a_full_batch_of_telemetry_commits_without_waiting() -> None:
+async def test_telemetry_alone_commits_within_the_idle_interval() -> None:
+    _, devices = _welcomed_with_telemetry()
     registry = _CountingRegistry()
-    applied: list[int] = []
-    committer = Committer(registry, {}, GatewayMetrics(list),  # type: ignore[arg-type] - a fake
+    committer = Committer(registry, devices, GatewayMetrics(list),  # type: ignore[arg-type]
                           lambda frame, addr: None, lambda: None)
-    task = asyncio.create_task(committer.run(idle_interval=3600))
+    task = asyncio.create_task(committer.run(idle_interval=0.05))
     try:
-        for i in range(MAX_PENDING):
-            committer.submit(("127.0.0.1", 1), Effects(updates=[lambda i=i: applied.append(i)]))
         for _ in range(500):
-            if applied:
+            if all(d.telemetry is not None for d in devices.values()):
                 break
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert registry.commits == 1
-    assert applied == list(range(MAX_PENDING))
+    assert registry.commits >= 1
+    assert all(d.telemetry == TEL and not d.dirty for d in devices.values())

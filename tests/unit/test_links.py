@@ -11,14 +11,14 @@ from gateway.core import Address
 from gateway.errors import LinkError
 from gateway.mdns import Advertisement, http_url
 from gateway.metrics import GatewayMetrics
-from gateway.transports import Reply, SerialLink, SerialSettings, UdpListener, UdpSettings
+from gateway.transports import Link, SerialLink, SerialSettings, UdpListener, UdpSettings
 
 
 async def test_serial_link_on_loop_url_writes_cobs_and_reads_it_back() -> None:
     metrics = GatewayMetrics(list)
     got: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
 
-    def deliver(frame: bytes, source: Address, reply: Reply) -> None:
+    def deliver(frame: bytes, source: Address, link: Link) -> None:
         got.put_nowait((frame, source))
 
     link = SerialLink(SerialSettings("loop://"), deliver, metrics)

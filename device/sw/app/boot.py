@@ -31,7 +31,12 @@ def load(argv):
     flash = argv[1] if len(argv) > 1 else ""
     try:
         ident = load_identity(store.path(flash, "identity.json"))
-        cfg = load_config(store.path(flash, "config.json"), store.path(flash, "pushed.json"))
+        fname = store.path(flash, "config.json")
+        cfg = load_config(fname, store.path(flash, "pushed.json"))
+        if ident["hw_kind"] == "thermal_camera":
+            from . import camera_cfg  # unloaded with this module
+
+            camera_cfg.check(cfg, fname + ": ")
         return flash, ident, cfg
     except (BootError, OSError) as e:
         print("shorewatch: %s" % e, file=sys.stderr)
@@ -42,9 +47,10 @@ def unload():
     """Forget this module so the garbage collector can reclaim its code."""
     import sw.app
 
-    sys.modules.pop("sw.app.boot", None)
-    if hasattr(sw.app, "boot"):
-        delattr(sw.app, "boot")
+    for name in ("boot", "camera_cfg"):
+        sys.modules.pop("sw.app." + name, None)
+        if hasattr(sw.app, name):
+            delattr(sw.app, name)
 
 
 def load_identity(fname):
@@ -69,8 +75,8 @@ def load_identity(fname):
     tag = doc.get("tag_len")
     if not isinstance(tag, int) or isinstance(tag, bool) or tag not in (4, 8):
         raise BootError(w + "tag_len must be 8 (std) or 4 (lora)")
-    if doc.get("hw_kind") != "sensor_node":
-        raise BootError(w + "hw_kind must be \"sensor_node\" for this firmware")
+    if doc.get("hw_kind") not in ("sensor_node", "thermal_camera"):
+        raise BootError(w + "hw_kind must be \"sensor_node\" or \"thermal_camera\"")
     gw = _obj(doc, "gateway", w)
     host = gw.get("host")
     if not isinstance(host, str) or not host:

@@ -1,6 +1,7 @@
 """Thermal camera pipeline: frames of centi-degrees in, DETECTION events (new/update/end) out.
 
-    p = Pipeline(cfg)                  # buffers allocated once, here
+    p = Pipeline(cfg)                  # buffers allocated once, here (configure(cfg) before
+                                       # the first frame applies other settings)
     n = p.process(frame, valid=True)   # frame: array('h') of rows*cols centi-degrees C
     for k in range(n): p.event(k)      # (event_id, lifecycle, kind, confidence_pct,
                                        #  x, y, w, h, peak_cc, count, thumbnail)
@@ -37,7 +38,7 @@ try:
 
     FAST = True
 except:  # noqa: E722 - optional module: no emitter, or an .mpy for another CPU
-    from . import camera_plain as kernels
+    from . import camera_plain as kernels  # type: ignore[no-redef]  # the twin: same functions
 
     FAST = False
 
@@ -141,26 +142,43 @@ class Pipeline:
         rows = self.rows = cfg.get("rows", 24)
         cols = self.cols = cfg.get("cols", 32)
         n = self.n = rows * cols
-        fps = self.fps = float(cfg.get("fps", 4.0))
-        self.frame_no = 0
-        # buffers (layouts in camera_fast.py)
-        self.fastbuf = array("i", bytes(4 * n))
-        self.mean = array("i", bytes(4 * n))
-        self.var = array("i", bytes(4 * n))
-        self.diff = array("h", bytes(2 * n))
-        self.prev = array("h", bytes(2 * n))
+        # buffers (layouts in camera_fast.py): every one depends on the frame size only, so a
+        # board can allocate them early, while the heap is still in one piece, and configure()
+        # them once its settings are read. They are copied from the tracker's zeroed track
+        # table, element by element: array(t, bytes(k)) for each would leave a hole the size
+        # of each buffer between them (its bytes), 27 KB of holes where one contiguous 27 KB
+        # region was needed.
+        self.tracker = trk.Tracker(self)
+        z = memoryview(self.tracker.T)  # ZERO_WORDS zeros
+        if n > trk.ZERO_WORDS:
+            z = memoryview(array("i", bytes(4 * n)))  # a sensor larger than the MLX90640
+        self.fastbuf = array("i", z[:n])
+        self.mean = array("i", z[:n])
+        self.var = array("i", z[:n])
+        self.diff = array("h", z[:n])
+        self.prev = array("h", z[:n])
         self.mask = bytearray(n)
         self.run = bytearray(n)
         self.hold = bytearray(n)
         self.labels = bytearray(n)
-        self.stack = array("H", bytes(2 * n))
-        self.feat = array("i", bytes(4 * _NF * MAX_BLOBS))
-        self.dead = array("h", bytes(2 * MAX_DEAD))
+        self.stack = array("H", z[:n])
+        self.feat = array("i", z[:_NF * MAX_BLOBS])
+        self.dead = array("h", z[:MAX_DEAD])
+        self.p = array("i", z[:_P_SIZE])
+        self.ev = array("i", z[:EV_FIELDS * MAX_EVENTS])
+        self.ev_thumb = [None] * MAX_EVENTS
+        self.configure(cfg)
+
+    def configure(self, cfg):
+        """Apply a configuration (every key but rows and cols, which size the buffers) to a
+        pipeline that has not seen a frame yet."""
+        fps = self.fps = float(cfg.get("fps", 4.0))
+        self.frame_no = 0
         self.ndead = 0
-        self.p = p = array("i", bytes(4 * _P_SIZE))
-        p[_P_N] = n
-        p[_P_COLS] = cols
-        p[_P_ROWS] = rows
+        p = self.p
+        p[_P_N] = self.n
+        p[_P_COLS] = self.cols
+        p[_P_ROWS] = self.rows
         p[_P_CONN8] = 0 if cfg.get("connectivity", 8) == 4 else 1
         p[_P_MAXB] = MAX_BLOBS
         p[_P_STUCK] = _STUCK_RUN
@@ -177,10 +195,8 @@ class Pipeline:
         self.powerup_n = cfg.get("powerup_frames", 2)
         self.set_sensitivity(cfg.get("sensitivity", 50))
         self.thumbs = cfg.get("thumbnails", False)
-        self.ev = array("i", bytes(4 * EV_FIELDS * MAX_EVENTS))
-        self.ev_thumb = [None] * MAX_EVENTS
         self.nev = 0
-        self.tracker = trk.Tracker(self, cfg)
+        self.tracker.configure(cfg)
         self.glitches = 0
         self.skipped = 0  # frames not used: invalid, power-up, glitch
         self.power_up()
@@ -381,7 +397,8 @@ class Pipeline:
 
             buf = io.BytesIO()
             z = deflate.DeflateIO(buf, deflate.RAW, 8)
-            z.write(out)  # AttributeError: this port has decompression only
+            # AttributeError: decompression only, as in the stock ESP32, RP2 and unix builds
+            z.write(out)  # type: ignore[attr-defined]
             z.close()
             return (1, tw, th, buf.getvalue())
         except (ImportError, AttributeError):

@@ -122,14 +122,27 @@ _VOTES_MIN = const(240)  # about four votes for the winning kind before a track 
 _NO_RANGE = const(0)
 
 
+ZERO_WORDS = const(_TF * MAX_TRACKS)  # length of T, zero until the first frame
+
+
 class Tracker:
     """Blobs of each frame -> tracks -> event messages queued on the pipeline."""
 
     TF = _TF  # fields per track in T (tests read T)
 
-    def __init__(self, pl, cfg):
+    def __init__(self, pl):
         self.pl = pl
-        fps = pl.fps
+        self.T = array("i", bytes(4 * _TF * MAX_TRACKS))
+        z = memoryview(self.T)  # zeros: the other buffers are copies (no bytes() each)
+        self.bcx = array("i", z[:_MAXB])
+        self.bcy = array("i", z[:_MAXB])
+        self.btr = array("b", z[:_MAXB])  # track of each blob, -1 none, -2 rejected
+        self.pairs = array("i", z[:MAX_TRACKS * _MAXB])
+        self.report = bytearray(8)
+
+    def configure(self, cfg):
+        """Settings from the pipeline's configuration (Pipeline.configure, pl.fps set)."""
+        fps = self.pl.fps
 
         def frames(key, default, least=1):
             return max(least, int(cfg.get(key, default) * fps + 0.5))
@@ -152,16 +165,10 @@ class Tracker:
         names = cfg.get("report", ("person", "group", "boat", "vehicle"))
         self.person_max = int(cfg.get("person_max_m", 30) * 100)
         kinds = ("unknown", "person", "group", "boat", "vehicle", "animal")
-        self.report = bytearray(8)
         for i in range(6):
             self.report[i] = 1 if kinds[i] in names else 0
         (self.rng, self.geo, self.sea, self.fx100, self.fx16, self.fy16) = shape.geometry(
-            cfg.get("geometry"), pl.rows, pl.cols)
-        self.T = array("i", bytes(4 * _TF * MAX_TRACKS))
-        self.bcx = array("i", bytes(4 * _MAXB))
-        self.bcy = array("i", bytes(4 * _MAXB))
-        self.btr = array("b", bytes(_MAXB))  # track of each blob, -1 none, -2 rejected
-        self.pairs = array("i", bytes(4 * MAX_TRACKS * _MAXB))
+            cfg.get("geometry"), self.pl.rows, self.pl.cols)
 
     # --- per frame ------------------------------------------------------------------------
 

@@ -159,13 +159,13 @@ class Node:
 
     # --- uplink -----------------------------------------------------------------------------
 
-    def _send(self, mtype, body):
+    def _send(self, mtype, body, encrypt=False):
         """Frame and send one uplink; its counter, or None if no counter could be had."""
         try:
             c = self.counter.next()
             i = self.info
             frame = proto.encode_frame(self.keys, mtype, proto.UP, i[_DEV], c, body,
-                                       i[_TAG_LEN])
+                                       i[_TAG_LEN], encrypt)
         except (proto.ProtoError, OSError) as e:
             # counter_exhausted (re-key needed) or the next counter block could not be
             # persisted: sending anyway could reuse a counter after a reboot.

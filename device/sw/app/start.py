@@ -1,4 +1,8 @@
-"""Boot step 2: build the board's drivers (this module and the board's are unloaded after)."""
+"""Boot step 2: build the board's drivers (this module and the board's are unloaded after).
+
+The board must match the identity's hw_kind: sensor_node or thermal_camera (sw/app/wake.py
+then builds a node.Node or a camera_app.Camera on it).
+"""
 import sys
 
 
@@ -7,13 +11,11 @@ def board(flash, ident, cfg):
     reason on stderr."""
     from .. import boards, log
 
+    camera = ident["hw_kind"] == "thermal_camera"
     log.level = log.NAMES.index(cfg["log_level"])  # validated at boot
     name = ident["board"]
     try:
-        try:
-            mod = boards.load(name)
-        except ImportError as e:
-            raise OSError("identity.json: board %r: %s" % (name, e))
+        mod = _board(boards, name, camera)
         b = mod.make(flash, ident, cfg)
         info = (name, mod.HW_KIND, mod.boot_reason(), mod.CAPABILITIES)
     except OSError as e:
@@ -27,6 +29,18 @@ def board(flash, ident, cfg):
     for k in ("gateway", "board", "hw_kind"):
         ident.pop(k, None)
     return b, info
+
+
+def _board(boards, name, camera):
+    """The board module, checked against the identity's hw_kind (OSError if it is not)."""
+    try:
+        mod = boards.load(name)
+    except ImportError as e:
+        raise OSError("identity.json: board %r: %s" % (name, e))
+    if mod.HW_KIND != (2 if camera else 1):
+        raise OSError("identity.json: board %r is not a %s board (hw_kind)" % (
+            name, "thermal_camera" if camera else "sensor_node"))
+    return mod
 
 
 def unload():

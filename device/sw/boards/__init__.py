@@ -18,6 +18,18 @@ class Board:
     """The drivers of one board, as attributes named after their roles (no methods: a class
     with methods costs far more heap)."""
 
+    # The roles of sw/hal/__init__.py, for the type checker only: MicroPython compiles bare
+    # annotations to no code. Any driver with the role's methods fits (duck typing).
+    battery: object
+    power: object
+    env: object
+    radio: object
+    confirm: object
+    thermo: object
+    pir: object
+    clock: object
+    link: object
+
 
 def load(name):
     """Import sw.boards.<name> (name checked at boot); ImportError if there is no such board."""

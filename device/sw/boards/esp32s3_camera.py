@@ -9,17 +9,17 @@ Reference wiring:
     GPIO1          battery divider midpoint, ADC1 channel 0 (2 x 1 MOhm: divider_x1000 2000)
     GPIO2          divider enable (low-side N-MOSFET)
 
-Used by the camera application (device/sw/app/camera*.py, not part of this change); the
-sensor-node boot (sw/app/boot.py) accepts only hw_kind sensor_node so far. The application
-calls thermo.begin() (reads the EEPROM) and thermo.set_refresh() itself, so it can log and
-retry a sensor that is slow to come up. Not run on hardware yet; WiFi must be connected.
+Runs the camera application (sw/app/camera_app.py, an identity with hw_kind
+thermal_camera). The application calls thermo.begin() (reads the EEPROM) and
+thermo.set_refresh() itself, so it can log and retry a sensor that is slow to come up. No PIR
+and no radar: those roles are Absent. Not run on hardware yet; WiFi must be connected.
 """
 from micropython import const
 
 NAME = "esp32s3_camera"
 HW_KIND = 2  # thermal_camera
-# thermal | power_monitor | battery_adc | encryption (HELLO bits 2, 3, 4, 5)
-CAPABILITIES = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
+# thermal | power_monitor | battery_adc | encryption | thumbnails (HELLO bits 2, 3, 4, 5, 7)
+CAPABILITIES = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 7)
 
 _CAM_SDA = const(8)
 _CAM_SCL = const(9)
@@ -61,5 +61,5 @@ def make(flash, identity, config):
                      _MAX_MA)
     b.thermo = Mlx90640(i2c(0, sda=pin(_CAM_SDA), scl=pin(_CAM_SCL), freq=_CAM_HZ),
                         emissivity=_EMISSIVITY_X100 / 100)
-    b.env = b.radio = hw.Absent()
+    b.env = b.radio = b.pir = b.confirm = hw.Absent()
     return b

@@ -25,6 +25,7 @@ the wire units of TELEMETRY and DETECTION; -32768 / 255 mean "not measured".
     sleep.deep(ms, data), sleep.retained() -> (data, slept_ms) | None
                                                     deep sleep with data in RTC memory
     link.open(poller), link.send(frame) -> bool, link.recv() -> bytes | None, link.close()
+                                                    udp.py, serial_link.py (COBS over a UART)
 
 Nothing here blocks, except confirm.confidence() on a real radar (the radar window itself,
 warm-up + window_ms) and sleep.wait(): the node's deadline loop (sw/app/node.py) hands its

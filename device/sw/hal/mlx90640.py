@@ -32,6 +32,7 @@ enough for <= 4 Hz.
 """
 from array import array
 from math import sqrt
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -64,7 +65,10 @@ RATES_X10 = (5, 10, 20, 40, 80, 160, 320, 640)
 
 
 class Mlx90640:
-    """begin() once, then poll() at about the refresh rate; `cc` holds the latest frame."""
+    """begin() once, then poll() at about the refresh rate (due_ms() says when); `cc` holds
+    the latest frame."""
+
+    ended = False  # HAL thermo role: a real sensor never runs out of frames (a recording does)
 
     def __init__(self, i2c, addr=0x33, emissivity=1.0, tr_offset=-8.0):
         """emissivity: of the scene, user-defined (not in the EEPROM); tr_offset: reflected
@@ -88,6 +92,7 @@ class Mlx90640:
         self.subpages = 0  # subpages computed since begin(): the first two are not valid
         self.torn = 0  # subpages dropped because the RAM changed while being read
         self.ta = self.vdd = 0.0
+        self._t = None  # ticks_ms of the last subpage
 
     # --- I/O ------------------------------------------------------------------------------
 
@@ -132,7 +137,16 @@ class Mlx90640:
             return -1
         self.subpage = sub
         self.subpages += 1
+        self._t = ticks_ms()
         return sub
+
+    def due_ms(self):
+        """ms until the sensor may hold its next subpage: one refresh period after the last
+        (0: one may be waiting already)."""
+        if self._t is None:
+            return 0
+        period = 10000 // RATES_X10[(self.ctrl >> 7) & 7]
+        return max(period - ticks_diff(ticks_ms(), self._t), 0)
 
     def read_cc(self):
         """HAL thermo role: the warmest pixel, centi-degrees C (-32768 before any frame)."""

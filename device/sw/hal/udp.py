@@ -7,11 +7,9 @@ import socket
 
 from micropython import const
 
-# Ports with recv_into read into one preallocated buffer of MAX_FRAME_SIZE (1232) + 1 bytes: a
-# datagram that fills it was longer than any frame and the codec rejects it as oversize.
-_BUF_SIZE = const(1233)
-# Ports without recv_into (the unix port) allocate a fresh object of the cap for every datagram,
-# and a 1.2 KB block is hard to find in a small fragmented heap (it is never compacted). So there
+# MicroPython sockets have no recv_into on any port (1.29: unix, esp32, rp2; the stub packages
+# the device code is type-checked against list none), so every datagram is a fresh object of the
+# cap, and a 1.2 KB block is hard to find in a small fragmented heap (it is never compacted). So
 # the cap is the largest downlink this firmware acts on: a CONFIG_PUSH with all 8 known keys at
 # full length is 174 bytes, 256 leaves room for a few newer keys. Anything longer (FW_CHUNK:
 # this firmware does not advertise OTA) is cut and then fails its tag. Raise it with OTA; boards
@@ -31,8 +29,6 @@ class UdpLink:
             raise OSError("cannot resolve gateway %s:%d (%s)" % (host, port, e))
         self._family = ai[0]
         self._addr = ai[-1]
-        self._sock = None
-        self._buf = None
         self.errors = 0  # refused sends and receive errors
 
     def open(self, poller):
@@ -45,15 +41,11 @@ class UdpLink:
             raise OSError("cannot use gateway address (%s)" % e)
         s.setblocking(False)
         self._sock = s
-        if hasattr(s, "recv_into"):
-            # ports with recv_into read into one preallocated buffer: no allocation per frame
-            self._buf = bytearray(_BUF_SIZE)
         poller.register(s, select.POLLIN)
 
     def close(self):
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        """Close the socket (after open(): the node opens its link when it attaches the board)."""
+        self._sock.close()
 
     def send(self, frame):
         """Send one frame; False if the network refused it (the protocol retries, not us)."""
@@ -68,8 +60,6 @@ class UdpLink:
     def recv(self):
         """One pending datagram (capped, maybe empty or garbage), or None."""
         try:
-            if self._buf is not None:
-                return memoryview(self._buf)[:self._sock.recv_into(self._buf)]
             # Not readinto / read: MicroPython's stream reads loop until the buffer is full and
             # glue datagrams together; recv is exactly one datagram.
             return self._sock.recv(_RECV_CAP)

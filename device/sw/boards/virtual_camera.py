@@ -1,0 +1,58 @@
+"""The virtual thermal camera: unix port, a recording as the MLX90640, UDP to a gateway.
+
+The board directory plays the flash, as for the virtual sensor node. The thermal sensor is the
+MLX90640's virtual twin (sw/hal/mlx90640_virtual.py) playing back config.json's
+`thermal.recording` (written by `shorewatch sim record`; a path relative to the board
+directory, or absolute) at `thermal.speed` x real time; battery, panel, climate and radio are
+the sensor node's simulated bus and supply (the `virtual` board's, config.json `sim`, real
+time only). No PIR and no radar: the node's code only sets their
+settings (holdoff, window), which the simulated bus takes and ignores (sw/hal/hw.py's Absent
+would cost 2 KB of heap for the same).
+"""
+from ..hal import clock, mlx90640_virtual, udp
+
+NAME = "virtual_camera"
+HW_KIND = 2  # thermal_camera
+# thermal | power_monitor | battery_adc | encryption | thumbnails (HELLO bits 2, 3, 4, 5, 7)
+CAPABILITIES = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 7)
+
+
+def boot_reason():
+    return 1  # power_on: a unix process always starts cold
+
+
+def make(flash, identity, config):
+    """Build the drivers; OSError (bad provisioning) without a readable recording."""
+    from .. import store
+    from . import Board
+
+    t = config.get("thermal")
+    if t is None:
+        raise OSError("config.json: thermal.recording is required on the virtual camera board "
+                      "(a recording written by `shorewatch sim record`)")
+    path = t["recording"]
+    if not path.startswith("/"):
+        path = store.path(flash, path)
+    import sys
+
+    from ..app.power import soc_pct
+    from . import virtual as node_board
+
+    pir = config["pir"]
+    sim = config["sim"]
+    gw = identity["gateway"]
+    b = Board()
+    b.clock = b.sleep = clock.SoftClock()
+    b.link = udp.UdpLink(gw["host"], gw["port"])
+    b.battery = b.power = b.env = b.radio = b.pir = b.confirm = node_board._sensors(
+        b.clock, pir["seed"], soc_pct(config["battery"]["initial_mv"]) / 100, sim["start_s"],
+        store.path(flash, "environment.bin"), sim["panel"], pir["mean_interval_s"],
+        pir["duration_s"])
+    sys.modules.pop("sw.boards.virtual", None)  # unloaded with this board (heap)
+    b.thermo = mlx90640_virtual.VirtualMlx90640(path, t["speed"], t["loop"], t["loop_from"],
+                                                t["frames"])
+    try:
+        b.thermo.begin()  # a recording that cannot be played is bad provisioning: say so now
+    except OSError as e:
+        raise OSError("config.json: thermal.recording: %s" % e)
+    return b
