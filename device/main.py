@@ -7,6 +7,9 @@ On a board it runs from the flash root at boot. On the unix port (virtual board)
 import gc
 import sys
 
+# A heap below this runs no camera (it needs ~120 KB): a sensor node skips the camera checks.
+_CAMERA_HEAP = 100 * 1024
+
 
 def _main():
     # Make `import sw` work wherever this file lives, without MICROPYPATH: from this
@@ -23,9 +26,14 @@ def _main():
             sys.path[0] = ""
     if "" not in sys.path:
         sys.path.insert(0, "")
-    board = _camera(sys.argv)
-    if board:
-        _camera_code(board)
+    board = None
+    if gc.mem_free() + gc.mem_alloc() > _CAMERA_HEAP:
+        # big enough for a camera: if this is one, its code goes first (sw/app/preload.py)
+        from sw.app import preload
+
+        board = preload.camera(sys.argv)
+        preload.unload()
+        del preload
     # The heap is small and never compacted, so the order matters. First what lives for the
     # whole run and needs no configuration: the event store (one 1 KB block), the codec, the
     # counter and the drivers every board uses, while the heap is still in one piece; then
@@ -76,48 +84,6 @@ def _main():
     import sw.app.config_push  # noqa: F401
 
     return node if isinstance(node, int) else node.main()
-
-
-def _camera_code(board):
-    """Load a camera's code (application, board, drivers) before the boot step, one module at
-    a time with a collection in between: what loading one leaves behind is reused by the next
-    instead of pushing it further up the heap."""
-    try:
-        for name in ("sw.app.camera_shape", "sw.app.camera_fast", "sw.app.camera_track",
-                     "sw.app.camera", "sw.app.camera_app", "sw.boards." + board):
-            __import__(name)
-            gc.collect()
-    except (ImportError, MemoryError):
-        # no such board, or not the heap for a camera: the boot step says which; what was
-        # loaded is dropped so that it can
-        import sw.app
-
-        for name in list(sys.modules):
-            if name.startswith("sw.app.camera"):
-                del sys.modules[name]
-                if hasattr(sw.app, name[7:]):
-                    delattr(sw.app, name[7:])
-        gc.collect()
-
-
-def _camera(argv):
-    """The board name if this board is provisioned as a thermal camera, else None. It only
-    decides what to load first: the boot step reads and checks identity.json for real."""
-    import json
-
-    from sw import store
-
-    try:
-        with open(store.path(argv[1] if len(argv) > 1 else "", "identity.json")) as f:
-            ident = json.load(f)
-        board = ident.get("board", "virtual")
-        # a module name (boot.py checks it the same way): nothing else reaches an import
-        if ident.get("hw_kind") == "thermal_camera" and isinstance(board, str) and board and \
-                all(c.isalpha() or c.isdigit() or c == "_" for c in board):
-            return board
-    except (OSError, ValueError, AttributeError):
-        pass  # the boot step says what is wrong
-    return None
 
 
 sys.exit(_main())
