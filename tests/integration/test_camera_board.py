@@ -211,7 +211,8 @@ async def test_camera_reports_a_walking_person_new_update_end_acked_to_mqtt(
     assert telemetry and metrics.value("shorewatch_device_battery_volts",
                                        f'device="{CAMERA:08x}"') > 3
     assert "I cam: sensitivity 60" in text
-    assert json.loads((tmp_path / "camera" / "config.json").read_text())[
+    # pushed settings are kept beside config.json, which stays as provisioned
+    assert json.loads((tmp_path / "camera" / "pushed.json").read_text())[
         "detection_sensitivity"] == 60
     assert identity["master_key"] not in gw.log_text() + text  # keys never reach the logs
 

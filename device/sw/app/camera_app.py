@@ -35,6 +35,9 @@ from .camera import KINDS, LIFECYCLES, Pipeline
 from .node import Node
 
 _SENSITIVITY = const(3)  # node.py's index of detection_sensitivity in Node.cfg
+# Messages held at once: a few new/update/end per second at most on a beach. Fewer than the
+# node's store holds: each keeps its box and maybe a thumbnail beside the store entry.
+_QUEUE_MAX = const(8)
 _CORE = const(20)  # DETECTION core body; a longer one carries a thumbnail
 _BEGIN_RETRY_MS = const(5000)  # a sensor that does not answer is tried again this often
 # sensor states
@@ -157,16 +160,20 @@ class Camera(Node):
         extra = self._extra
         for k in range(n):
             eid, life, kind, conf, x, y, w, h, peak, count, thumb = self.pl.event(k)
+            if st.n >= _QUEUE_MAX:
+                old = st.get(0)
+                st.remove(0)
+                extra.pop(old[7], None)
+                self.overflow = True
+                log.warning(_TAG, "queue full: event %d %s dropped", old[0],
+                            LIFECYCLES[old[4] & events.LIFE])
             ts_s, ts_ms = clock.at(ticks_ms())
             # clamped to the wire's ranges, so packing never fails in the middle of _flush
-            gone = st.add(eid, life, min(max(conf, 0), 100), min(max(peak, -32767), 32767),
-                          ts_s, ts_ms, not clock.synced)
-            if gone is not None:
-                self.overflow = True
-                log.warning(_TAG, "store full: event %d dropped", gone)
+            st.add(eid, life, min(max(conf, 0), 100), min(max(peak, -32767), 32767), ts_s,
+                   ts_ms, not clock.synced)
             extra[st.get(st.n - 1)[7]] = (kind, min(x, 255), min(y, 255), min(w, 255),
                                           min(h, 255), min(count, 255), thumb)
-            if len(extra) > st.cap:  # entries acknowledged or dropped since: forget theirs
+            if len(extra) > _QUEUE_MAX:  # entries acknowledged since: forget theirs
                 live = [st.get(i)[7] for i in range(st.n)]
                 for tag in list(extra):
                     if tag not in live:

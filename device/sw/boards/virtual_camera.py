@@ -4,12 +4,12 @@ The board directory plays the flash, as for the virtual sensor node. The thermal
 MLX90640's virtual twin (sw/hal/mlx90640_virtual.py) playing back config.json's
 `thermal.recording` (written by `shorewatch sim record`; a path relative to the board
 directory, or absolute) at `thermal.speed` x real time; battery, panel, climate and radio are
-the sensor node's simulated bus and supply (the `virtual` board's, config.json `sim`, real
-time only). No PIR and no radar: the node's code only sets their
+a small stand-in (sw/hal/virtual_supply.py: the node's cell and sun model does not fit the
+camera's heap beside the pipeline). No PIR and no radar: the node's code only sets their
 settings (holdoff, window), which the simulated bus takes and ignores (sw/hal/hw.py's Absent
 would cost 2 KB of heap for the same).
 """
-from ..hal import clock, mlx90640_virtual, udp
+from ..hal import clock, mlx90640_virtual, udp, virtual_supply
 
 NAME = "virtual_camera"
 HW_KIND = 2  # thermal_camera
@@ -33,22 +33,12 @@ def make(flash, identity, config):
     path = t["recording"]
     if not path.startswith("/"):
         path = store.path(flash, path)
-    import sys
-
-    from ..app.power import soc_pct
-    from . import virtual as node_board
-
-    pir = config["pir"]
-    sim = config["sim"]
     gw = identity["gateway"]
     b = Board()
     b.clock = b.sleep = clock.SoftClock()
     b.link = udp.UdpLink(gw["host"], gw["port"])
-    b.battery = b.power = b.env = b.radio = b.pir = b.confirm = node_board._sensors(
-        b.clock, pir["seed"], soc_pct(config["battery"]["initial_mv"]) / 100, sim["start_s"],
-        store.path(flash, "environment.bin"), sim["panel"], pir["mean_interval_s"],
-        pir["duration_s"])
-    sys.modules.pop("sw.boards.virtual", None)  # unloaded with this board (heap)
+    b.battery = b.power = b.env = b.radio = b.pir = b.confirm = virtual_supply.Supply(
+        b.clock, config["pir"]["seed"] ^ 0x5EED, config["battery"]["initial_mv"], 15)
     b.thermo = mlx90640_virtual.VirtualMlx90640(path, t["speed"], t["loop"], t["loop_from"],
                                                 t["frames"])
     try:
