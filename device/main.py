@@ -75,7 +75,7 @@ def _main():
     import sw.app.node  # noqa: F401
     from sw.app import wake
 
-    node = wake.node(*loaded, *made, store)
+    node = wake.node(*(loaded + made + (store,)))
     wake.unload()
     del wake, loaded, made, store
     gc.collect()

@@ -12,7 +12,7 @@ bytes, DETECTION "thumbnail" None or {format, w, h, data}, CONFIG_PUSH "entries"
 try:
     from micropython import const
 except ImportError:  # CPython: const() is only a compiler hint
-    def const(x):
+    def const(x):  # type: ignore[misc]  # the stub's generic signature, same behaviour
         return x
 
 from . import proto

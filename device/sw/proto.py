@@ -304,7 +304,7 @@ _PACK_ERRORS = (getattr(struct, "error", ValueError), OverflowError)
 def _bad(lid, what):
     name = "DETECTION.thumbnail" if lid == _THUMB else TYPE_NAMES[HELLO if lid == _HELLO_G1
                                                                   else lid]
-    return ProtoError("malformed", name + ": " + what)
+    return ProtoError("malformed", "%s: %s" % (name, what))
 
 
 def _apply_rules(lid, vals):

@@ -23,8 +23,8 @@ _MAX_MS = const(8000)
 _PAUSE_MS = const(60000)
 
 _tries = 0  # HELLOs sent in this round (the backoff follows from it)
-_due = None  # tick of the next HELLO; None: now
-_nonces = []  # nonces of this round's HELLOs
+_due = None  # type: int | None  # tick of the next HELLO; None: now
+_nonces = []  # type: list[bytes]  # nonces of this round's HELLOs
 
 
 def waiting():

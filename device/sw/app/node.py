@@ -21,6 +21,12 @@ from micropython import const
 from .. import log, proto
 from . import events, power
 
+# True for the type checker only (device/mypy.ini always_true): MicroPython folds `if 0:` away,
+# so the device never imports typing (it has none).
+_TYPES = const(0)
+if _TYPES:
+    from typing import Any
+
 FW_VERSION = (0, 1, 0)
 
 _INFLIGHT = const(8)  # detections sent and not yet ACKed, at most
@@ -73,6 +79,38 @@ _TAG_LEN = const(5)
 class Node:
     """The running node: built and attached to its board by sw/app/wake.py (boot code, kept
     out of this module so it is not resident), then main()."""
+
+    # The state wake.py sets, for the type checker only: MicroPython compiles bare
+    # annotations to no code.
+    flash: str
+    cfg: list[Any]  # settings by _CFG index
+    keys: Any  # proto.Keys
+    window: Any  # proto.Window (downlink)
+    poller: Any
+    store: events.Store
+    board: Any  # sw.boards.Board: drivers by role
+    info: tuple[Any, ...]  # (board name, hw_kind, boot_reason, capabilities, device_id, tag_len)
+    now: Any  # the board clock's now()
+    boot_count: int
+    counter: Any  # sw.counter.Counter
+    mode: int
+    link_ok: bool
+    overflow: bool
+    synced: bool
+    rejected: int
+    oom: int
+    exit_code: int | None
+    _deliver: bool
+    _inflight: int
+    _uptime_ms: int
+    _uptime_t: int
+    _up_at_down: int
+    _hello: Any  # sw/app/hello.py's round while there is no session
+    _tm_due: Any
+    _seq: int
+    _eid: int | None
+    _conf: int
+    _upd_due: int
 
     # --- the loop ---------------------------------------------------------------------------
 

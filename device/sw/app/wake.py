@@ -16,16 +16,16 @@ def node(flash, ident, cfg, board, info, kept_store=None):
     that cannot be trusted, a link that cannot be opened). info = (board name, hw_kind,
     boot_reason, capabilities); kept_store: the event store made early by main.py."""
     try:
+        cam = None
         if info[1] == 2:  # thermal_camera: a Node with the pipeline in place of the PIR
             from .camera_app import Camera
 
-            n = Camera()
-        else:
-            n = Node()
+            cam = Camera()
+        n = cam or Node()
         _state(n, flash, ident, cfg, kept_store)
         _attach(n, board, info)
-        if info[1] == 2:
-            n.setup(cfg)  # type: ignore[attr-defined]  # n is the Camera built above
+        if cam is not None:
+            cam.setup(cfg)
         return n
     except (CounterFileError, OSError) as e:
         print("shorewatch: %s" % e, file=sys.stderr)

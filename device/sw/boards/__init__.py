@@ -29,6 +29,7 @@ class Board:
     pir: object
     clock: object
     link: object
+    sleep: object  # light/deep sleep, or the (virtual) clock's waiting
 
 
 def load(name):

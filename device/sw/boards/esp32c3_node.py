@@ -82,7 +82,7 @@ def _sleep(pir):
     from ..hal.sleep import MachineSleep
 
     try:
-        import esp32
+        import esp32  # type: ignore[import-not-found, unused-ignore]  # not in every stub set
     except ImportError:
-        esp32 = None
+        esp32 = None  # type: ignore[assignment, unused-ignore]  # the module where there is one
     return MachineSleep(machine, pir, _DEEP_MS, esp32)

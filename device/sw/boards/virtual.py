@@ -34,8 +34,10 @@ def make(flash, identity, config):
     if sim["warp"]:
         from ..hal import warp
 
-        b.clock = warp.Warp()
+        w = warp.Warp()
+        b.clock = w
     else:
+        w = None
         b.clock = clock.SoftClock()
     b.sleep = b.clock
     outages = tuple(t for pair in sim["outages"] for t in pair)
@@ -45,9 +47,9 @@ def make(flash, identity, config):
                  store.path(flash, "environment.bin"), sim["panel"],
                  config["pir"]["mean_interval_s"], config["pir"]["duration_s"])
     b.battery = b.power = b.env = b.radio = b.confirm = b.thermo = b.pir = b.link.supply = s
-    if sim["warp"]:
-        b.clock.link = b.link  # its frames and awake time are the radio's energy
-        b.clock.supply = s
+    if w is not None:
+        w.link = b.link  # its frames and awake time are the radio's energy
+        w.supply = s
     return b
 
 

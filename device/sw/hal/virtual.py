@@ -16,6 +16,11 @@ from micropython import const
 from . import cell
 from .udp import UdpLink
 
+# True for the type checker only (device/mypy.ini always_true): MicroPython folds `if 0:` away.
+_TYPES = const(0)
+if _TYPES:
+    from typing import Any
+
 ENV_HDR = const(16)  # environment recording: header, then one record per minute
 ENV_REC = const(4)  # u16 W/m2, i16 centi-degC
 
@@ -41,6 +46,36 @@ class Sensors:
 
     Built by the virtual board (sw/boards/virtual.py make()): the setup is boot code, and a
     module's code leaves the heap only with the module."""
+
+    # What make() sets, for the type checker only (bare annotations compile to no code).
+    _clock: Any
+    _x: int
+    _start: int
+    _t0: int
+    _skip: Any  # the warp clock's skip(ms), or None
+    window_ms: int
+    holdoff_ms: int
+    _rec: bytearray
+    _env: Any  # the environment recording (a file), or None
+    _env_t: int
+    _env_n: int
+    t: int
+    poa: int
+    temp_cc: int
+    p_in_mw: int
+    _used_mj: int
+    spent_mj: int
+    brownouts: int
+    _low: bool
+    _idle_mj: int
+    cell: cell.Cell
+    _px: int
+    _mean_ms: int
+    _dur_ms: int
+    edges: int
+    _end: Any  # ticks
+    _on: Any  # ticks
+    _latched: bool
 
     def spend(self, j):
         """Charge an operation of the node (joules) to the cell."""

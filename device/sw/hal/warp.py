@@ -21,7 +21,16 @@ from .cell import ESP_ACTIVE_W, EXTRA_EVENT_J, REPORT_J
 _AWAKE_REAL_MS = const(150)  # longest real wait for an answer; then the rest is skipped
 
 
+# True for the type checker only (device/mypy.ini always_true): MicroPython folds `if 0:` away.
+_TYPES = const(0)
+if _TYPES:
+    from typing import Any
+
+
 class Warp(SoftClock):
+    link: Any  # set by the virtual board: virtual.SimLink
+    supply: Any  # virtual.Sensors
+
     def __init__(self):
         self._skew = 0
         SoftClock.__init__(self, self.now)
