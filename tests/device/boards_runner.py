@@ -25,7 +25,8 @@ from sw.hal.hw import HardwareMissing  # noqa: E402
 
 counts = [0, 0]  # passed, failed
 IDENTITY = {"gateway": {"host": "127.0.0.1", "port": 47001}}
-CONFIG = {"radar_window_ms": 700, "pir": {"seed": 1, "mean_interval_s": 600, "duration_s": 5},
+CONFIG = {"radar_window_ms": 700, "wifi_ssid": "beach", "wifi_psk": "sand-and-salt-2026",
+          "pir": {"seed": 1, "mean_interval_s": 600, "duration_s": 5},
           "battery": {"initial_mv": 3950},
           "sim": {"warp": False, "start_s": 0, "panel": 1.0, "outages": []}}
 ROLES = (("battery", "read_mv"), ("power", "read_power"), ("env", "read_env"),
@@ -94,6 +95,42 @@ fake = FakeMachine()
 for cls in (Pin, ADC, I2C, UART):
     setattr(fake, cls.__name__, cls)
 
+
+class Station:
+    """network.WLAN stand-in: associates at once; records what the board asked."""
+
+    def __init__(self, iface):
+        self.on = False
+        self.joined = None
+
+    def active(self, on=None):
+        if on is not None:
+            self.on = on
+        return self.on
+
+    def connect(self, ssid, key):
+        self.joined = ssid
+
+    def isconnected(self):
+        return self.joined is not None
+
+    def status(self, what=None):
+        return -58 if what == "rssi" else 3
+
+    def disconnect(self):
+        self.joined = None
+
+
+class FakeNetwork:
+    STA_IF = 0
+    STAT_IDLE = 0
+    STAT_CONNECTING = 1
+    STAT_GOT_IP = 3
+    STAT_WRONG_PASSWORD = -3
+    STAT_NO_AP_FOUND = -2
+    STAT_CONNECT_FAIL = -1
+    WLAN = Station
+
 # (module, hw_kind, capabilities, roles, what make() must build)
 BOARDS = (
     ("esp32c3_node", 1, 0x3B, NODE_ROLES,
@@ -123,15 +160,18 @@ for name, kind, caps, extra, wiring in BOARDS:
             check(name + " refuses the unix port", "machine." in str(e) and name in str(e),
                   str(e))
         real = sys.modules.get("machine")
+        real_net = sys.modules.get("network")
         sys.modules["machine"] = fake
+        sys.modules["network"] = FakeNetwork
         del built[:]
         try:
             b = mod.make("", IDENTITY, CONFIG)
         finally:
-            if real is None:
-                del sys.modules["machine"]
-            else:
-                sys.modules["machine"] = real
+            for m, was in (("machine", real), ("network", real_net)):
+                if was is None:
+                    del sys.modules[m]
+                else:
+                    sys.modules[m] = was
         missing = [r for r, m in ROLES + extra if not hasattr(getattr(b, r, None), m)]
         check(name + " fills every role", not missing, repr(missing))
         pins = [w for w in wiring if w not in built]
@@ -141,6 +181,8 @@ for name, kind, caps, extra, wiring in BOARDS:
         else:
             check(name + " camera emissivity", b.thermo.emissivity == 0.95)
         check(name + " mV from the ADC", b.battery.read_mv() == 3800, repr(b.battery.read_mv()))
+        check(name + " WiFi up before the link, its RSSI the radio role",
+              b.radio.reason == "connected" and b.radio.rssi() == -58, repr(b.radio.reason))
     except Exception as e:
         counts[1] += 1
         print("FAIL", name, "raised", repr(e))

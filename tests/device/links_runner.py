@@ -213,6 +213,18 @@ def test_wifi_connect_refused_and_config():
     check("connect refused: failed, bounded", got == wifi.FAILED and w.tries == 4,
           repr((got, w.tries)))
     check("from_config without ssid", wifi.from_config({"report_interval_s": 60}) is None)
+    try:
+        wifi.station({"report_interval_s": 60}, "esp32c3_node")
+        check("station without ssid refused", False)
+    except wifi.WifiConfigError as e:
+        check("station without ssid refused", "wifi_ssid is required on board esp32c3_node"
+              in str(e), str(e))
+    net = Port(st, [[st["STAT_GOT_IP"]]])
+    clk = Clock()
+    w = wifi.station({"wifi_ssid": "beach", "wifi_psk": PSK}, "esp32c3_node", net=net,
+                     sleep_ms=clk.sleep_ms, ticks_ms=clk.ticks_ms, ticks_diff=clk.ticks_diff)
+    check("station is up when built", w.reason == wifi.CONNECTED and w.rssi() == -61,
+          repr(w.reason))
     for cfg in ({"wifi_ssid": ""}, {"wifi_ssid": "x" * 33},
                 {"wifi_ssid": "beach", "wifi_psk": "short"}, {"wifi_ssid": 7}):
         try:

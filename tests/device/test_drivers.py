@@ -30,7 +30,7 @@ HEAP_LINE = re.compile(r"^heap (\w+) resident (\d+) bytes, worst error (\d+) cc$
 # checks each runner makes (a changed runner must update its number here)
 DRIVER_CHECKS = 48
 MLX_CHECKS = 88
-BOARD_CHECKS = 25
+BOARD_CHECKS = 28
 POWER_CHECKS = 48
 EVENTS_CHECKS = 30
 SLEEP_CHECKS = 28

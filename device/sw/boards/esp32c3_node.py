@@ -9,9 +9,9 @@ Reference wiring (this file is the only place that knows it):
     GPIO21, 20   UART1 TX, RX to the LD2410 (256000 8N1); the REPL is on USB-serial-JTAG
     GPIO10       radar power switch (high = on): 0.4 W only during a confirmation window
 
-Not run on hardware yet. WiFi bring-up is not written yet either: make() expects the station
-interface to be connected already (the link resolves the gateway address when built), also
-after a wake from deep sleep, which boots through main.py again.
+Not run on hardware yet. make() brings the WiFi station up (config.json wifi_ssid / wifi_psk,
+sw/hal/wifi.py) before the link resolves the gateway address; a wake from deep sleep boots
+through main.py again, so every wake brings it up anew.
 """
 from micropython import const
 
@@ -43,7 +43,7 @@ def boot_reason():
 
 def make(flash, identity, config):
     """Build the drivers; HardwareMissing on a port without these peripherals."""
-    from ..hal import clock, hw, udp
+    from ..hal import clock, hw, udp, wifi
     from ..hal.battery_adc import AdcBattery
     from ..hal.ina219 import Ina219
     from ..hal.ld2410 import Ld2410
@@ -57,12 +57,13 @@ def make(flash, identity, config):
     gw = identity["gateway"]
     b = Board()
     b.clock = clock.SoftClock()
+    b.radio = wifi.station(config, NAME)  # before the link: it resolves the gateway address
     b.link = udp.UdpLink(gw["host"], gw["port"])
     # 11 dB attenuation: the ADC reads up to ~2.5 V, the divider gives at most 2.1 V
     b.battery = AdcBattery(adc(pin(_BAT_ADC), atten=adc.ATTN_11DB), _DIVIDER_X1000,
                            en_pin=pin(_BAT_EN, pin.OUT))
     b.power = Ina219(i2c(0, sda=pin(_SDA), scl=pin(_SCL), freq=400000), _SHUNT_MOHM, _MAX_MA)
-    b.env = b.radio = b.thermo = hw.Absent()
+    b.env = b.thermo = hw.Absent()
     # rxbuf: a 1 s warm-up plus a 2 s window is ~30 reports of 23 bytes; timeout 0: the
     # driver never blocks in readinto
     b.confirm = Ld2410(uart(_RADAR_UART, baudrate=256000, tx=_RADAR_TX, rx=_RADAR_RX,

@@ -12,7 +12,7 @@ Reference wiring:
 Runs the camera application (sw/app/camera_app.py, an identity with hw_kind
 thermal_camera). The application calls thermo.begin() (reads the EEPROM) and
 thermo.set_refresh() itself, so it can log and retry a sensor that is slow to come up. No PIR
-and no radar: those roles are Absent. Not run on hardware yet; WiFi must be connected.
+and no radar: those roles are Absent. Not run on hardware yet; make() brings the WiFi station up (sw/hal/wifi.py).
 """
 from micropython import const
 
@@ -42,7 +42,7 @@ def boot_reason():
 
 def make(flash, identity, config):
     """Build the drivers (no I/O yet); HardwareMissing on a port without these peripherals."""
-    from ..hal import clock, hw, udp
+    from ..hal import clock, hw, udp, wifi
     from ..hal.battery_adc import AdcBattery
     from ..hal.ina219 import Ina219
     from ..hal.mlx90640 import Mlx90640
@@ -54,6 +54,7 @@ def make(flash, identity, config):
     gw = identity["gateway"]
     b = Board()
     b.clock = clock.SoftClock()
+    b.radio = wifi.station(config, NAME)  # before the link: it resolves the gateway address
     b.link = udp.UdpLink(gw["host"], gw["port"])
     b.battery = AdcBattery(adc(pin(_BAT_ADC), atten=adc.ATTN_11DB), _DIVIDER_X1000,
                            en_pin=pin(_BAT_EN, pin.OUT))
@@ -61,5 +62,5 @@ def make(flash, identity, config):
                      _MAX_MA)
     b.thermo = Mlx90640(i2c(0, sda=pin(_CAM_SDA), scl=pin(_CAM_SCL), freq=_CAM_HZ),
                         emissivity=_EMISSIVITY_X100 / 100)
-    b.env = b.radio = b.pir = b.confirm = hw.Absent()
+    b.env = b.pir = b.confirm = hw.Absent()
     return b

@@ -11,7 +11,7 @@ Reference wiring:
     GP16         radar power switch (high = on)
 
 The RP2040 ADC has only read_u16(): the battery driver scales it by the 3.3 V reference.
-Not run on hardware yet; WiFi must already be connected when make() runs.
+Not run on hardware yet; make() brings the WiFi station up (sw/hal/wifi.py) before the link.
 """
 from micropython import const
 
@@ -43,7 +43,7 @@ def boot_reason():
 
 def make(flash, identity, config):
     """Build the drivers; HardwareMissing on a port without these peripherals."""
-    from ..hal import clock, hw, udp
+    from ..hal import clock, hw, udp, wifi
     from ..hal.battery_adc import AdcBattery
     from ..hal.ina219 import Ina219
     from ..hal.ld2410 import Ld2410
@@ -57,11 +57,12 @@ def make(flash, identity, config):
     gw = identity["gateway"]
     b = Board()
     b.clock = clock.SoftClock()
+    b.radio = wifi.station(config, NAME)  # before the link: it resolves the gateway address
     b.link = udp.UdpLink(gw["host"], gw["port"])
     b.battery = AdcBattery(adc(pin(_BAT_ADC)), _DIVIDER_X1000, en_pin=pin(_BAT_EN, pin.OUT),
                            vref_mv=_VREF_MV)
     b.power = Ina219(i2c(0, sda=pin(_SDA), scl=pin(_SCL), freq=400000), _SHUNT_MOHM, _MAX_MA)
-    b.env = b.radio = b.thermo = hw.Absent()
+    b.env = b.thermo = hw.Absent()
     b.confirm = Ld2410(uart(_RADAR_UART, baudrate=256000, tx=pin(_RADAR_TX),
                             rx=pin(_RADAR_RX), timeout=0, rxbuf=1024),
                        en_pin=pin(_RADAR_EN, pin.OUT), window_ms=config["radar_window_ms"])

@@ -61,6 +61,20 @@ def from_config(config, **kw):
     return Wifi(ssid, config.get("wifi_psk", ""), **kw)
 
 
+def station(config, board, **kw):
+    """The station of a board whose link is UDP over WiFi, brought up: its rssi() is the
+    board's radio role. WifiConfigError without a usable wifi_ssid (bad provisioning: the boot
+    stops with exit code 2). A bring-up that fails is logged once by up() and the board goes
+    on: sends fail and are counted, events wait in the store, and the next boot (every wake
+    from deep sleep is one) tries again. kw: see Wifi."""
+    w = from_config(config, **kw)
+    if w is None:
+        raise WifiConfigError("config.json: wifi_ssid is required on board %s (its link is UDP "
+                              "over WiFi)" % board)
+    w.up()
+    return w
+
+
 class Wifi:
     """Station interface: up() associates with backoff, off() powers the radio down.
 
