@@ -9,21 +9,10 @@ Last line exactly "N passed, M failed".
 import sys
 
 
-def _root():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
-
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 
 from sw.hal.hw import HardwareMissing  # noqa: E402
 
-counts = [0, 0]  # passed, failed
 IDENTITY = {"gateway": {"host": "127.0.0.1", "port": 47001}}
 CONFIG = {"radar_window_ms": 700, "wifi_ssid": "beach", "wifi_psk": "sand-and-salt-2026",
           "pir": {"seed": 1, "mean_interval_s": 600, "duration_s": 5},
@@ -34,12 +23,6 @@ ROLES = (("battery", "read_mv"), ("power", "read_power"), ("env", "read_env"),
 NODE_ROLES = (("confirm", "confidence"), ("pir", "edge"), ("sleep", "wait"))
 DRIVERS = ("sw.hal.mlx90640", "sw.hal.ld2410", "sw.hal.ld2410_virtual", "sw.hal.ina219",
            "sw.hal.battery_adc", "sw.hal.pir_pin", "sw.hal.hw", "sw.hal.sleep")
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 # --- a stand-in `machine` that records what the board builds ------------------------------

@@ -8,17 +8,7 @@ import sys
 from time import ticks_diff, ticks_ms
 
 
-def _root():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
-
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 sys.path.insert(0, ROOT + "/tests/device")
 
 from fakebus import (  # noqa: E402
@@ -36,13 +26,6 @@ from sw.hal.ina219 import Ina219  # noqa: E402
 from sw.hal.ld2410_virtual import VirtualLd2410  # noqa: E402
 
 REC = ROOT + "/tests/device/recordings/"
-counts = [0, 0]  # passed, failed
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 def replayed(name, r):

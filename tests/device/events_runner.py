@@ -9,28 +9,10 @@ import gc
 import sys
 
 
-def _root():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
-
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 
 from sw.app import events, power  # noqa: E402
 from sw.app.events import PARKED, SENT, UNSYNCED  # noqa: E402
-
-counts = [0, 0]  # passed, failed
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 check("16 bytes an entry", events.SIZE == 16)
@@ -104,12 +86,19 @@ check("the ring finds the youngest", st.find(77) == st.n - 1)
 
 # nothing is allocated per event: the heap does not move over a thousand adds and removes
 st = events.Store(power.STORE_MAX)
+
+
+def _churn(st, n):
+    for k in range(n):
+        st.add(k, 0, 1, 2, 3, 4, False)
+        if st.n > 32:
+            st.remove(3)
+
+
+_churn(st, 1)  # the function's first call may allocate; the next 1000 events may not
 gc.collect()
 before = gc.mem_alloc()
-for k in range(1000):
-    st.add(k, 0, 1, 2, 3, 4, False)
-    if st.n > 32:
-        st.remove(3)
+_churn(st, 1000)
 gc.collect()
 check("no allocation left per event", gc.mem_alloc() - before <= 64,
       repr(gc.mem_alloc() - before))

@@ -11,30 +11,13 @@ import select
 import sys
 
 
-def _root():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
-
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 
 from sw import cobs  # noqa: E402
 from sw.hal import wifi  # noqa: E402
 from sw.hal.serial_link import SerialLink  # noqa: E402
 
 PSK = "s3cret-beach-psk"  # the test fails if this ever appears in the output
-counts = [0, 0]  # passed, failed
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 # --- fake network module ------------------------------------------------------------------

@@ -12,30 +12,13 @@ import math
 import sys
 
 
-def _root():
-    if len(sys.argv) > 2:
-        return sys.argv[2]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 
-
-ROOT = _root()
 FIX = sys.argv[1]
-sys.path.insert(0, ROOT + "/device")
 sys.path.insert(0, ROOT + "/tests/device")
 
 from fakebus import Replay, ReplayI2C  # noqa: E402
 from sw.hal.mlx90640 import NOT_MEASURED, Mlx90640  # noqa: E402
-
-counts = [0, 0]  # passed, failed
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 def close(a, b, rel=1e-9):

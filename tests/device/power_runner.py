@@ -7,28 +7,10 @@ Last line exactly "N passed, M failed".
 import sys
 
 
-def _root():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
-
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 
 from sw.app import power  # noqa: E402
 from sw.app.power import NORMAL, RECOVERY, SAVING  # noqa: E402
-
-counts = [0, 0]  # passed, failed
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 # --- state of charge from the battery voltage ---------------------------------------------

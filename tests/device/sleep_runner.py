@@ -10,30 +10,13 @@ import socket
 import sys
 
 
-def _root():
-    if len(sys.argv) > 2:
-        return sys.argv[2]
-    here = sys.path[0]
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
+from checks import ROOT, check, counts  # noqa: E402, F401 - device/ on sys.path
 
 FLASH = sys.argv[1]
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
 
 from sw.app import events, power, wake  # noqa: E402
 from sw.hal.clock import SoftClock  # noqa: E402
 from sw.hal.sleep import MachineSleep  # noqa: E402
-
-counts = [0, 0]  # passed, failed
-
-
-def check(name, ok, detail=""):
-    counts[0 if ok else 1] += 1
-    if not ok:
-        print("FAIL", name, detail)
 
 
 # --- stand-ins at the seam ------------------------------------------------------------------
