@@ -248,7 +248,8 @@ async def test_camera_board_runs_a_whole_night_in_a_128k_heap(
     assert len(heap) >= 4 and min(heap) >= HEAP_FLOOR, sorted(heap)[:5]
     events = _lines(board.console, "EVENT")
     assert len(events) > 1000  # a busy night: people, groups, a boat landing
-    dropped = text.count("queue full: event")
+    # an EVENT line is printed at a message's first send: every one was ACKed or dropped later
+    dropped = text.count("queue full: event") - text.count("before its first send")
     assert text.count(" acked") + dropped == len(events)
     assert f"thermal: the recording ended after {frames} frames" in text
 

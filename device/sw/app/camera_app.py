@@ -165,8 +165,9 @@ class Camera(Node):
                 st.remove(0)
                 extra.pop(old[7], None)
                 self.overflow = True
-                log.warning(_TAG, "queue full: event %d %s dropped", old[0],
-                            LIFECYCLES[old[4] & events.LIFE])
+                log.warning(_TAG, "queue full: event %d %s dropped%s", old[0],
+                            LIFECYCLES[old[4] & events.LIFE],
+                            "" if old[4] & events.SENT else " before its first send")
             ts_s, ts_ms = clock.at(ticks_ms())
             # clamped to the wire's ranges, so packing never fails in the middle of _flush
             st.add(eid, life, min(max(conf, 0), 100), min(max(peak, -32767), 32767), ts_s,
