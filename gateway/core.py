@@ -64,7 +64,6 @@ Address = tuple[str, int]
 # The fast intake's case: plain uplink TELEMETRY (its header byte) with at least its core body.
 _PLAIN_TELEMETRY = bytes([header_byte(MessageType.TELEMETRY, Direction.UP)])
 _TELEMETRY_MIN = SHORT_HEADER + core_size(MessageType.TELEMETRY)
-_SHORT = SHORT_FIELDS
 _LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
                LogLevel.WARNING: logging.WARNING, LogLevel.ERROR: logging.ERROR,
                LogLevel.CRITICAL: logging.CRITICAL}
@@ -177,7 +176,7 @@ class FrameHandler:
         n = len(frame)
         if n > MAX_FRAME_SIZE or n < _TELEMETRY_MIN:
             return None
-        _, device_id, low16 = _SHORT.unpack_from(frame)
+        _, device_id, low16 = SHORT_FIELDS.unpack_from(frame)
         state = self._devices.get(device_id)
         if state is None:
             return None

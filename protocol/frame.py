@@ -36,10 +36,11 @@ from .messages import (
 from .replay import ReplayWindow
 from .schema import decode_body, encode_body
 
-_SHORT: Final = struct.Struct("<BIH")
-SHORT_FIELDS: Final = _SHORT  # header byte, device id, counter (16 bits) of a short header
+# Header byte, device id, counter (16 bits) of a short header; and the full counter under the
+# MAC. Public for senders that build frames themselves (the load generator's flood).
+SHORT_FIELDS: Final = struct.Struct("<BIH")
+COUNTER_FIELD: Final = struct.Struct("<I")
 _LONG: Final = struct.Struct("<BII")
-_COUNTER: Final = struct.Struct("<I")
 _TYPES: Final = {int(t): t for t in MessageType}
 _ALLOWED: Final = {Direction.UP: UPLINK_TYPES, Direction.DOWN: DOWNLINK_TYPES}
 
@@ -111,7 +112,7 @@ def peek_header(frame: bytes, expect: Direction) -> Header:
             raise Truncated(LONG_HEADER, n)
         _, device_id, counter = _LONG.unpack_from(frame)
     else:
-        _, device_id, counter = _SHORT.unpack_from(frame)
+        _, device_id, counter = SHORT_FIELDS.unpack_from(frame)
     return Header(direction, encrypted, mtype, device_id, counter, size)
 
 
@@ -126,7 +127,7 @@ def open_frame(
                                                                     header.device_id)
     direction = header.direction
     cut = len(frame) - tag_len
-    expected = keys.mac(direction).digest(_COUNTER.pack(counter), frame[:cut])[:tag_len]
+    expected = keys.mac(direction).digest(COUNTER_FIELD.pack(counter), frame[:cut])[:tag_len]
     if not tags_equal(expected, frame[cut:]):
         raise BadTag(header.device_id, counter)
     window.check(counter)
@@ -164,7 +165,7 @@ def open_fresh(frame: bytes, keys: DeviceKeys, window: ReplayWindow, *, tag_len:
     cut = len(frame) - tag_len
     if cut < SHORT_HEADER:
         return -1
-    if not tags_equal(keys.mac(direction).digest(_COUNTER.pack(full), frame[:cut])[:tag_len],
+    if not tags_equal(keys.mac(direction).digest(COUNTER_FIELD.pack(full), frame[:cut])[:tag_len],
                       frame[cut:]):
         raise BadTag(device_id, full)
     window.commit(full)
@@ -220,9 +221,9 @@ def seal(
     if mtype in LONG_HEADER_TYPES:
         head = _LONG.pack(hdr, device_id, counter)
     else:
-        head = _SHORT.pack(hdr, device_id, counter & 0xFFFF)
+        head = SHORT_FIELDS.pack(hdr, device_id, counter & 0xFFFF)
     unsigned = head + body
     size = len(unsigned) + tag_len
     if size > MAX_FRAME_SIZE:
         raise Oversize(size, MAX_FRAME_SIZE)
-    return unsigned + keys.mac(direction).digest(_COUNTER.pack(counter), unsigned)[:tag_len]
+    return unsigned + keys.mac(direction).digest(COUNTER_FIELD.pack(counter), unsigned)[:tag_len]

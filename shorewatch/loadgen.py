@@ -18,7 +18,6 @@ import heapq
 import os
 import random
 import socket
-import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -40,8 +39,7 @@ from protocol import (
     seal,
 )
 from protocol.crypto import Mac
-from protocol.frame import SHORT_FIELDS as _SHORT
-from protocol.frame import header_byte
+from protocol.frame import COUNTER_FIELD, SHORT_FIELDS, header_byte
 from protocol.limits import RESYNC_AFTER_FRAMES, TAG_STD
 from protocol.messages import (
     BootReason,
@@ -67,7 +65,6 @@ MIN_TICK_S: Final = 0.001
 # Nonces of unanswered HELLOs a device still accepts a WELCOME for (as the firmware does).
 KEEP_NONCES: Final = 6
 FIRST_DEVICE_ID: Final = 0x51000001
-_COUNTER: Final = struct.Struct("<I")  # the full counter, under the MAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +167,9 @@ class _TelemetrySealer:
             raise RuntimeError("the flood's frames differ from protocol.seal")
 
     def _frame(self, counter: int) -> bytes:
-        unsigned = _SHORT.pack(self._hdr, self._id, counter & 0xFFFF) + self._body
+        unsigned = SHORT_FIELDS.pack(self._hdr, self._id, counter & 0xFFFF) + self._body
         inner = self._inner.copy()
-        inner.update(_COUNTER.pack(counter))
+        inner.update(COUNTER_FIELD.pack(counter))
         inner.update(unsigned)
         outer = self._outer.copy()
         outer.update(inner.digest())

@@ -10,17 +10,7 @@ import sys
 from binascii import hexlify, unhexlify
 
 
-def _root():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    here = sys.path[0]  # the script's directory
-    for _ in range(2):
-        here = here[:here.rfind("/")]
-    return here
-
-
-ROOT = _root()
-sys.path.insert(0, ROOT + "/device")
+from checks import ROOT  # noqa: E402 - the repository root; device/ on sys.path
 
 from sw import cobs, proto  # noqa: E402  (needs the path set above)
 from sw.proto import ProtoError  # noqa: E402

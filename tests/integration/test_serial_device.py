@@ -74,6 +74,22 @@ class Cable:
             os.close(slave)
 
 
+async def _micropython(*args: str) -> tuple[int | None, str, str]:
+    """Run MicroPython with args to its end, at most 3 steps' time (then killed): (exit code,
+    stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        micropython_binary(), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(3 * STEP_S):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode(), err.decode()
+
+
 @pytest.fixture
 def lora_settings(tmp_path: Path, mosquitto: Mosquitto,
                   topic_prefix: str) -> Callable[..., GatewaySettings]:
@@ -99,18 +115,9 @@ async def test_micropython_serial_link_hello_welcome_telemetry(
         async with running(lora_settings(serial=(SerialSettings(gw_port),))) as gw:
             async with asyncio.timeout(STEP_S):
                 await gw.serial[0].opened.wait()
-            proc = await asyncio.create_subprocess_exec(
-                micropython_binary(), str(RUNNER), str(ROOT), dev_port, str(DEV), KEY.hex(), "4",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            try:
-                async with asyncio.timeout(3 * STEP_S):
-                    out_b, err_b = await proc.communicate()
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-            out, err = out_b.decode(), err_b.decode()
-            assert proc.returncode == 0, out + err
+            rc, out, err = await _micropython(str(RUNNER), str(ROOT), dev_port, str(DEV),
+                                              KEY.hex(), "4")
+            assert rc == 0, out + err
             lines = out.splitlines()
             assert lines[0] == "SENT HELLO " + b"serial-1".hex(), out
             assert lines[1].startswith("WELCOME counter "), out
@@ -151,18 +158,10 @@ async def test_sensor_node_runs_over_the_serial_link(
         async with running(lora_settings(serial=(SerialSettings(gw_port),))) as gw:
             async with asyncio.timeout(STEP_S):
                 await gw.serial[0].opened.wait()
-            proc = await asyncio.create_subprocess_exec(
-                micropython_binary(), "-X", "heapsize=72k", str(Path(firmware) / "main.py"),
-                str(board), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            try:
-                async with asyncio.timeout(3 * STEP_S):
-                    out_b, err_b = await proc.communicate()
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-            out = out_b.decode() + err_b.decode()
-            assert proc.returncode == 0, out
+            rc, out, err = await _micropython("-X", "heapsize=72k",
+                                              str(Path(firmware) / "main.py"), str(board))
+            out += err
+            assert rc == 0, out
             assert "I app: welcome: downlink counter" in out, out
             sent = [json.loads(line.split(" ", 1)[1]) for line in out.splitlines()
                     if line.startswith("TELEMETRY ")]

@@ -25,7 +25,8 @@ class Supply:
         self.window_ms = 0
 
     def _noise(self, n):
-        """Uniform int in [-n, n] (32-bit xorshift)."""
+        """Uniform int in [-n, n] (32-bit xorshift, as sw/hal/virtual.py's _xorshift: that module
+        is the node's whole simulated world, too big to load for four lines)."""
         x = self._x
         x ^= (x << 13) & 0xFFFFFFFF
         x ^= x >> 17
